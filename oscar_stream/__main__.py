@@ -1,0 +1,3 @@
+from oscar_stream.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``oscar-stream`` command line."""

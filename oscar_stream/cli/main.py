@@ -1,0 +1,29 @@
+"""Entry point: ``oscar-stream [--config FILE] COMMAND``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from oscar_stream import __version__
+from oscar_stream.cli.stack_cmd import stack_group
+from oscar_stream.cli.topics_cmd import topics_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(path_type=Path), envvar="OSCAR_STREAM_CONFIG",
+              help="YAML configuration file (env: OSCAR_STREAM_CONFIG)")
+@click.version_option(__version__, prog_name="oscar-stream")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """oscar-stream: storage events -> Kafka -> Kubernetes Jobs, for scientific pipelines."""
+    ctx.ensure_object(dict)["config"] = config
+
+
+cli.add_command(stack_group)
+cli.add_command(topics_group)
+
+
+def main() -> None:
+    cli(prog_name="oscar-stream")

@@ -1,0 +1,207 @@
+"""The one place for configuration: environment variables (``OSCAR_STREAM_*``) over a YAML file over defaults.
+
+Nested fields use ``__`` in environment variables, e.g. ``OSCAR_STREAM_KAFKA__BOOTSTRAP_SERVERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_ENV = "OSCAR_STREAM_CONFIG"
+_REPO_TOPICS = Path(__file__).resolve().parent.parent / "topics"
+STORAGE_ID_PATTERN = r"^[a-z][a-z0-9]*\.[A-Za-z0-9][A-Za-z0-9_-]*$"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the file, the field and what is wrong."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_prefix: str = Field(default="oscar", pattern=r"^[A-Za-z0-9._-]+$")
+    client_id: str = "oscar-stream"
+    replication_factor: int = Field(default=1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class DcachePath(_Section):
+    path: str = Field(pattern=r"^/")
+    flags: list[str] = Field(default_factory=lambda: ["IN_CLOSE_WRITE", "IN_MOVED_TO"])
+
+
+class SourceSettings(_Section):
+    """A storage system that notifies oscar-stream. Its raw records land on ``<prefix>.raw.<id>``."""
+
+    id: str = Field(pattern=STORAGE_ID_PATTERN, description="storage id as FDL files name it, e.g. minio.default")
+    kind: Literal["s3", "dcache"] = "s3"
+    token: SecretStr | None = Field(default=None, description="bearer token required by the webhook gateway")
+    key_encoding: Literal["url", "raw"] = Field(
+        default="url", description="'url': object keys arrive URL-encoded (MinIO, AWS); 'raw': as stored"
+    )
+    url: str | None = Field(default=None, description="dCache frontend base URL, e.g. https://host:3880")
+    client_id: str | None = Field(default=None, description="dCache channel client-id, to find the channel again")
+    subscriptions: list[DcachePath] = Field(default_factory=list)
+    username: str | None = None
+    password: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _dcache_needs_url(self) -> SourceSettings:
+        if self.kind == "dcache" and (not self.url or not self.subscriptions):
+            raise ValueError("a dcache source needs 'url' and at least one entry in 'subscriptions'")
+        return self
+
+
+class StorageSettings(_Section):
+    """Where inputs are read and outputs written: S3 endpoints and WebDAV doors, by storage id."""
+
+    id: str = Field(pattern=STORAGE_ID_PATTERN)
+    kind: Literal["s3", "webdav"] = "s3"
+    endpoint: str
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    region: str = "us-east-1"
+    verify_tls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class GatewaySettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=18470, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    kafka_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class MetricsSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=18471, ge=0, le=65535)
+
+
+class KubernetesSettings(_Section):
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str = "oscar-stream"
+    max_requests_per_second: float = Field(default=50.0, gt=0)
+    helper_image: str = "ghcr.io/oscar-stream/oscar-stream:0.1.0"
+
+
+class StackSettings(_Section):
+    """The local stack of real servers used by the demo and the tests."""
+
+    state_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "oscar-stream/stack")
+    cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "oscar-stream")
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "768m"
+    s3_port: int = 17070
+    s3_access_key: str = "oscar-local"
+    s3_secret_key: SecretStr = SecretStr("oscar-local-secret")
+    s3_source_id: str = Field(default="minio.default", pattern=STORAGE_ID_PATTERN)
+    prometheus_port: int = 19090
+    scrape_interval_s: float = 2.0
+    apiserver_port: int = 16443
+    etcd_port: int = 12379
+    etcd_peer_port: int = 12380
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OSCAR_STREAM_", env_nested_delimiter="__", extra="forbid")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    sources: list[SourceSettings] = Field(default_factory=list)
+    storages: list[StorageSettings] = Field(default_factory=list)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    topics_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("OSCAR_STREAM_TOPICS_DIR") or _REPO_TOPICS),
+        description="folder of topic declarations (the repository's topics/)",
+    )
+
+    @field_validator("sources", "storages")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                raise ValueError(f"id {item.id!r} is declared twice")
+            seen.add(item.id)
+        return items
+
+    def source(self, source_id: str) -> SourceSettings | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+    def storage(self, storage_id: str) -> StorageSettings | None:
+        return next((s for s in self.storages if s.id == storage_id), None)
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for problem in err.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  {where}: {problem['msg']}")
+    lines.append("Fix the field(s) above; see README 'Configuration' for every setting.")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from env vars over ``config_file`` (or ``$OSCAR_STREAM_CONFIG``) over defaults.
+
+    ``overrides`` are keyword arguments that win over everything (used by tests and the CLI).
+    """
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is None:
+        try:
+            return Settings(**overrides)
+        except ValidationError as err:
+            raise ConfigError(_format_validation_error(err, "environment variables")) from err
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist (given by --config or ${CONFIG_ENV})")
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {err}") from err
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls), file_secret_settings)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, f"{path} and environment variables")) from err

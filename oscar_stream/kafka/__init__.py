@@ -1,0 +1,1 @@
+"""Kafka I/O: clients built from the settings, topic administration."""

@@ -1,0 +1,52 @@
+"""aiokafka clients configured from :class:`KafkaSettings` (security options included) in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from oscar_stream.config import KafkaSettings
+
+
+def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+    return options
+
+
+def reliable_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """acks=all and idempotence: a record is acknowledged only once every in-sync replica has it."""
+    options: dict[str, Any] = {
+        **connection_options(kafka),
+        "client_id": kafka.client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "request_timeout_ms": 15000,
+        **overrides,
+    }
+    return AIOKafkaProducer(**options)
+
+
+def consumer(kafka: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        **connection_options(kafka),
+        "client_id": kafka.client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        **overrides,
+    }
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**connection_options(kafka), client_id=f"{kafka.client_id}-admin")

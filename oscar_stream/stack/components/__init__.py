@@ -1,0 +1,1 @@
+"""One module per real server of the local stack."""
