@@ -1,0 +1,1 @@
+"""raw store notification -> canonical :class:`StorageEvent`s (pure code; the agent is the only I/O)."""

@@ -1,0 +1,102 @@
+"""The routing index: a trie over (storage, path segments) so that routing one event costs the depth of its
+path plus the inputs that really match, not a scan over every service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from oscar_stream.normalize.canonical import StorageEvent
+from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    inputs: list[tuple[InputSpec, ServiceSpec]] = field(default_factory=list)
+
+
+class RoutingIndex:
+    def __init__(self, services: Iterable[ServiceSpec] = ()) -> None:
+        self._roots: dict[str, _Node] = {}
+        self._services: dict[str, ServiceSpec] = {}
+        for service in services:
+            self.put(service)
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+    def services(self) -> list[ServiceSpec]:
+        return list(self._services.values())
+
+    def get(self, name: str) -> ServiceSpec | None:
+        return self._services.get(name)
+
+    def put(self, service: ServiceSpec) -> None:
+        """Add or replace a service (by name)."""
+        self.remove(service.name)
+        self._services[service.name] = service
+        for inp in service.inputs:
+            node = self._roots.setdefault(inp.storage, _Node())
+            for segment in inp.segments:
+                node = node.children.setdefault(segment, _Node())
+            node.inputs.append((inp, service))
+
+    def remove(self, name: str) -> bool:
+        old = self._services.pop(name, None)
+        if old is None:
+            return False
+        for inp in old.inputs:
+            path = [self._roots.get(inp.storage)]
+            for segment in inp.segments:
+                parent = path[-1]
+                path.append(parent.children.get(segment) if parent else None)
+            node = path[-1]
+            if node is not None:
+                node.inputs = [(i, s) for i, s in node.inputs if s.name != name]
+            self._prune(inp)
+        return True
+
+    def _prune(self, inp: InputSpec) -> None:
+        root = self._roots.get(inp.storage)
+        if root is None:
+            return
+        trail = [root]
+        for segment in inp.segments:
+            child = trail[-1].children.get(segment)
+            if child is None:
+                return
+            trail.append(child)
+        for depth in range(len(trail) - 1, 0, -1):
+            node = trail[depth]
+            if node.inputs or node.children:
+                return
+            del trail[depth - 1].children[inp.segments[depth - 1]]
+        if not root.inputs and not root.children:
+            del self._roots[inp.storage]
+
+    def match(self, event: StorageEvent) -> list[ServiceSpec]:
+        """Services with an input matching ``event``, each once, in a stable order."""
+        node = self._roots.get(event.storage)
+        if node is None:
+            return []
+        segments = event.path.split("/")
+        found: dict[str, ServiceSpec] = {}
+        # Inputs live at folder nodes; an object at a/b/c/file is under folders (), a, a/b and a/b/c.
+        for segment in segments[:-1]:
+            self._collect(node, event, found)
+            child = node.children.get(segment)
+            if child is None:
+                return list(found.values())
+            node = child
+        self._collect(node, event, found)
+        return list(found.values())
+
+    @staticmethod
+    def _collect(node: _Node, event: StorageEvent, found: dict[str, ServiceSpec]) -> None:
+        for inp, service in node.inputs:
+            if service.name not in found and inp.matches(event):
+                found[service.name] = service
+
+    def route(self, event: StorageEvent) -> list[Invocation]:
+        return [Invocation.create(service, event) for service in self.match(event)]

@@ -1,0 +1,191 @@
+"""The typed model of services, their inputs and outputs: what routing tables and FDL files become."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from oscar_stream.normalize.canonical import CREATED, EventType, StorageEvent, identity_id
+
+DEFAULT_CPU = "0.2"
+DEFAULT_MEMORY = "256Mi"
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(part for part in path.split("/") if part)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Objects under ``path`` on ``storage`` (bucket first for S3) whose relative name passes the filters."""
+
+    storage: str
+    path: str
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    events: frozenset[EventType] = frozenset({CREATED})
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return split_path(self.path)
+
+    def matches(self, event: StorageEvent) -> bool:
+        """Assumes the event is on ``storage`` under ``path`` (the index checked that); applies the filters."""
+        if event.type not in self.events:
+            return False
+        relative = event.path[len("/".join(self.segments)) + 1:] if self.segments else event.path
+        if self.prefixes and not relative.startswith(self.prefixes):
+            return False
+        if self.suffixes and not event.path.endswith(self.suffixes):
+            return False
+        return not self.globs or any(fnmatch.fnmatchcase(relative, g) for g in self.globs)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Files the script writes to $TMP_OUTPUT_DIR whose names pass the filters go to ``path`` on ``storage``."""
+
+    storage: str
+    path: str
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+
+    def accepts(self, file_name: str) -> bool:
+        if self.prefixes and not file_name.startswith(self.prefixes):
+            return False
+        return not self.suffixes or file_name.endswith(self.suffixes)
+
+    def object_path(self, relative_name: str) -> tuple[str | None, str]:
+        """(bucket, key) for an output file; for WebDAV/dCache the bucket is None and the key absolute."""
+        segments = split_path(self.path)
+        if self.storage.startswith(("webdav.", "dcache.")):
+            return None, "/" + "/".join((*segments, relative_name))
+        return segments[0], "/".join((*segments[1:], relative_name))
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    image: str
+    script: str
+    cluster: str | None = None
+    cpu: str = DEFAULT_CPU
+    memory: str = DEFAULT_MEMORY
+    gpus: int = 0
+    ephemeral_storage: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+    concurrency: int = 10
+    retries: int = 0
+    backoff_s: float = 10.0
+    timeout_s: int | None = None
+    ttl_s: int = 3600
+    log_level: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    not_used: tuple[str, ...] = ()  # OSCAR fields accepted from the file that oscar-stream does not implement
+
+    @property
+    def version(self) -> str:
+        """A content hash: any change to the definition (script included) gives a new version."""
+        return identity_id(orjson.dumps(self.to_record(with_version=False), option=orjson.OPT_SORT_KEYS).decode())
+
+    def to_record(self, with_version: bool = True) -> dict[str, Any]:
+        """The JSON form published on the services topic."""
+        record = asdict(self)
+        record["inputs"] = [{**asdict(i), "events": sorted(i.events)} for i in self.inputs]
+        record["variables"] = dict(self.variables)
+        record["secrets"] = dict(self.secrets)
+        record["labels"] = dict(self.labels)
+        record["annotations"] = dict(self.annotations)
+        if with_version:
+            record["version"] = self.version
+        return record
+
+    def redacted(self) -> dict[str, Any]:
+        """The record for humans: secret values replaced."""
+        record = self.to_record()
+        record["secrets"] = {name: "***" for name in self.secrets}
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ServiceSpec:
+        fields = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
+        fields["inputs"] = tuple(
+            InputSpec(
+                storage=i["storage"], path=i["path"], prefixes=tuple(i.get("prefixes", ())),
+                suffixes=tuple(i.get("suffixes", ())), globs=tuple(i.get("globs", ())),
+                events=frozenset(i.get("events", (CREATED,))),
+            )
+            for i in record.get("inputs", ())
+        )
+        fields["outputs"] = tuple(
+            OutputSpec(storage=o["storage"], path=o["path"], prefixes=tuple(o.get("prefixes", ())),
+                       suffixes=tuple(o.get("suffixes", ())))
+            for o in record.get("outputs", ())
+        )
+        for name in ("image_pull_secrets", "not_used"):
+            fields[name] = tuple(record.get(name, ()))
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    id: str
+    endpoint: str
+    auth_user: str | None = None
+    auth_password: str | None = field(default=None, repr=False)
+    ssl_verify: bool = True
+
+
+@dataclass(frozen=True)
+class StorageProviderSpec:
+    id: str  # "<type>.<name>", e.g. minio.default, webdav.dcache
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    services: tuple[ServiceSpec, ...]
+    storage_providers: tuple[StorageProviderSpec, ...] = ()
+    clusters: tuple[ClusterSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One (service, event) that must run. Its id depends only on the service name and the event id."""
+
+    id: str
+    service: str
+    service_version: str
+    event: StorageEvent
+    attempt: int = 0
+
+    @classmethod
+    def create(cls, service: ServiceSpec, event: StorageEvent) -> Invocation:
+        return cls(
+            id=identity_id("invocation", service.name, event.id),
+            service=service.name,
+            service_version=service.version,
+            event=event,
+        )
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "id": self.id, "service": self.service, "service_version": self.service_version,
+            "attempt": self.attempt, "event": self.event.to_cloudevent(),
+        })
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> Invocation:
+        doc = orjson.loads(payload)
+        return cls(id=doc["id"], service=doc["service"], service_version=doc["service_version"],
+                   event=StorageEvent.from_cloudevent(doc["event"]), attempt=int(doc.get("attempt", 0)))

@@ -1,0 +1,192 @@
+"""One service definition -> :class:`ServiceSpec`. The grammar is OSCAR's FDL service, plus oscar-stream's extras
+(concurrency, retries, backoff, timeout, TTL, globs and event kinds on inputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from oscar_stream.normalize.canonical import CREATED, OTHER, REMOVED, EventType
+from oscar_stream.route.model import DEFAULT_CPU, DEFAULT_MEMORY, InputSpec, OutputSpec, ServiceSpec, split_path
+from oscar_stream.route.reader import SERVICE_NAME, Reader
+from oscar_stream.route.yaml_source import YamlPath
+
+STORAGE_TYPES = ("minio", "s3", "webdav", "onedata")
+EVENT_KINDS: dict[str, EventType] = {"created": CREATED, "removed": REMOVED, "other": OTHER}
+
+_SERVICE_FIELDS = {
+    "name", "image", "script", "script_inline", "cpu", "memory", "enable_gpu", "gpus", "ephemeral_storage_request",
+    "image_pull_secrets", "environment", "input", "output", "log_level", "labels", "annotations",
+    # oscar-stream extras
+    "concurrency", "retries", "backoff_seconds", "timeout_seconds", "ttl_seconds",
+}
+OSCAR_UNUSED_SERVICE_FIELDS = {
+    "alpine", "expose", "synchronous", "replicas", "federation", "vo", "visibility", "isolation_level", "mount",
+    "total_cpu", "total_memory", "cluster_id", "enable_sgx", "image_prefetch", "rescheduler_threshold", "token",
+    "allowed_users", "interlink_node_name", "owner", "delegation",
+}
+_INPUT_FIELDS = {"storage_provider", "path", "prefix", "suffix", "glob", "events"}
+_OUTPUT_FIELDS = {"storage_provider", "path", "prefix", "suffix"}
+
+
+def storage_id(value: str) -> str:
+    """``minio`` means ``minio.default``: the cluster's own storage of that type."""
+    return value if "." in value else f"{value}.default"
+
+
+class ServiceReader:
+    def __init__(self, reader: Reader, declared_storages: set[str], cluster_ids: set[str]) -> None:
+        self.r = reader
+        self.declared_storages = declared_storages
+        self.cluster_ids = cluster_ids
+
+    def read(self, raw: Any, path: YamlPath, cluster: str | None) -> ServiceSpec | None:
+        r = self.r
+        body = r.mapping(raw, path, required=True)
+        if body is None:
+            return None
+        unused = r.check_keys(body, path, _SERVICE_FIELDS, OSCAR_UNUSED_SERVICE_FIELDS)
+        name = r.string(body.get("name"), (*path, "name"), required=True, hint="a DNS label of 1-39 characters")
+        if name is not None and (len(name) > 39 or not SERVICE_NAME.match(name)):
+            r.problem((*path, "name"), f"{name!r} is not a valid service name",
+                      "use 1-39 lowercase letters, digits and '-', starting and ending with a letter or digit")
+            name = None
+        image = r.string(body.get("image"), (*path, "image"), required=True, hint="the container image to run")
+        script = self._script(body, path)
+        env = r.mapping(body.get("environment"), (*path, "environment")) or {}
+        r.check_keys(env, (*path, "environment"), {"variables", "Variables", "secrets"})
+        variables = r.string_map(env.get("variables", env.get("Variables")), (*path, "environment", "variables"))
+        secrets = r.string_map(env.get("secrets"), (*path, "environment", "secrets"), secret=True)
+        gpus = r.integer(body.get("gpus"), (*path, "gpus"), 0)
+        if r.boolean(body.get("enable_gpu"), (*path, "enable_gpu"), False) and gpus == 0:
+            gpus = 1
+        inputs = tuple(
+            spec for index, item in enumerate(r.sequence(body.get("input"), (*path, "input")))
+            if (spec := self._input(item, (*path, "input", index))) is not None
+        )
+        outputs = tuple(
+            spec for index, item in enumerate(r.sequence(body.get("output"), (*path, "output")))
+            if (spec := self._output(item, (*path, "output", index))) is not None
+        )
+        ephemeral = body.get("ephemeral_storage_request")
+        spec_fields: dict[str, Any] = {
+            "cpu": r.quantity(body.get("cpu"), (*path, "cpu"), DEFAULT_CPU, "CPU"),
+            "memory": r.quantity(body.get("memory"), (*path, "memory"), DEFAULT_MEMORY, "memory"),
+            "ephemeral_storage": (
+                r.quantity(ephemeral, (*path, "ephemeral_storage_request"), "1Gi", "storage")
+                if ephemeral is not None else None
+            ),
+            "image_pull_secrets": r.strings(body.get("image_pull_secrets"), (*path, "image_pull_secrets")),
+            "concurrency": r.integer(body.get("concurrency"), (*path, "concurrency"), 10, minimum=1),
+            "retries": r.integer(body.get("retries"), (*path, "retries"), 0),
+            "backoff_s": r.number(body.get("backoff_seconds"), (*path, "backoff_seconds"), 10.0),
+            "timeout_s": (r.integer(body.get("timeout_seconds"), (*path, "timeout_seconds"), 0, minimum=1)
+                          if body.get("timeout_seconds") is not None else None),
+            "ttl_s": r.integer(body.get("ttl_seconds"), (*path, "ttl_seconds"), 3600),
+            "log_level": r.string(body.get("log_level"), (*path, "log_level")),
+            "labels": r.string_map(body.get("labels"), (*path, "labels")),
+            "annotations": r.string_map(body.get("annotations"), (*path, "annotations")),
+        }
+        if name is None or image is None or script is None:
+            return None
+        return ServiceSpec(
+            name=name, image=image, script=script, cluster=cluster, gpus=gpus, variables=variables,
+            secrets=secrets, inputs=inputs, outputs=outputs, not_used=unused, **spec_fields,
+        )
+
+    def _script(self, body: dict[str, Any], path: YamlPath) -> str | None:
+        r = self.r
+        inline = r.string(body.get("script_inline"), (*path, "script_inline"))
+        reference = r.string(body.get("script"), (*path, "script"))
+        if inline is not None and reference is not None:
+            r.problem((*path, "script"), "give either 'script' (a file) or 'script_inline', not both")
+            return None
+        if inline is not None:
+            return inline
+        if reference is None:
+            r.problem((*path, "script"), "is required", "the path of a shell script, relative to this file")
+            return None
+        file = (r.file.parent / reference) if not Path(reference).is_absolute() else Path(reference)
+        try:
+            return file.read_text()
+        except OSError:
+            r.problem((*path, "script"), f"script file {file} cannot be read",
+                      "put the script next to this file or fix the path")
+            return None
+
+    def _storage(self, value: Any, path: YamlPath) -> str | None:
+        text = self.r.string(value, path, required=True, hint="e.g. minio, minio.default, s3.<id>, webdav.<id>")
+        if text is None:
+            return None
+        kind, _, ident = storage_id(text).partition(".")
+        if kind not in STORAGE_TYPES:
+            self.r.problem(path, f"unknown storage provider type {kind!r}",
+                           f"use one of {', '.join(STORAGE_TYPES)}")
+            return None
+        full = f"{kind}.{ident}"
+        if ident != "default" and full not in self.declared_storages and not (
+            kind == "minio" and ident in self.cluster_ids
+        ):
+            self.r.problem(path, f"unknown storage provider {full!r}",
+                           f"declare it under storage_providers.{kind}.{ident}, or use {kind}.default")
+            return None
+        return full
+
+    def _filters(self, body: dict[str, Any], path: YamlPath, key: str) -> tuple[str, ...]:
+        values = self.r.strings(body.get(key), (*path, key))
+        for index, value in enumerate(values):
+            if key == "prefix" and value.startswith("/"):
+                self.r.problem((*path, key, index), f"prefix {value!r} starts with '/' and can never match",
+                               "prefixes are relative to the folder in 'path'")
+            if key == "suffix" and "/" in value:
+                self.r.problem((*path, key, index), f"suffix {value!r} contains '/' and can never match a file")
+        return values
+
+    def _input(self, raw: Any, path: YamlPath) -> InputSpec | None:
+        r = self.r
+        body = r.mapping(raw, path, required=True)
+        if body is None:
+            return None
+        r.check_keys(body, path, _INPUT_FIELDS)
+        storage = self._storage(body.get("storage_provider"), (*path, "storage_provider"))
+        folder = r.string(body.get("path"), (*path, "path"), required=True, hint="bucket/folder to watch")
+        prefixes = self._filters(body, path, "prefix")
+        suffixes = self._filters(body, path, "suffix")
+        globs = r.strings(body.get("glob"), (*path, "glob"))
+        kinds = r.strings(body.get("events"), (*path, "events")) or ("created",)
+        events = set()
+        for index, kind in enumerate(kinds):
+            if kind not in EVENT_KINDS:
+                r.problem((*path, "events", index), f"unknown event kind {kind!r}",
+                          f"use {', '.join(EVENT_KINDS)}")
+            else:
+                events.add(EVENT_KINDS[kind])
+        if storage is None or folder is None:
+            return None
+        if storage.startswith("onedata."):
+            r.problem((*path, "storage_provider"), "an input on OneData can never match",
+                      "oscar-stream receives events from S3/MinIO stores and dCache only")
+            return None
+        if not split_path(folder) and not storage.startswith("webdav."):
+            r.problem((*path, "path"), "an S3 input needs at least a bucket and can never match without one",
+                      "write bucket/folder")
+            return None
+        return InputSpec(storage=storage, path="/".join(split_path(folder)), prefixes=prefixes,
+                         suffixes=suffixes, globs=globs, events=frozenset(events))
+
+    def _output(self, raw: Any, path: YamlPath) -> OutputSpec | None:
+        r = self.r
+        body = r.mapping(raw, path, required=True)
+        if body is None:
+            return None
+        r.check_keys(body, path, _OUTPUT_FIELDS)
+        storage = self._storage(body.get("storage_provider"), (*path, "storage_provider"))
+        folder = r.string(body.get("path"), (*path, "path"), required=True, hint="bucket/folder for the outputs")
+        prefixes = self._filters(body, path, "prefix")
+        suffixes = self._filters(body, path, "suffix")
+        if storage is None or folder is None:
+            return None
+        if not split_path(folder) and not storage.startswith("webdav."):
+            r.problem((*path, "path"), "an S3 output needs at least a bucket", "write bucket/folder")
+            return None
+        return OutputSpec(storage=storage, path="/".join(split_path(folder)), prefixes=prefixes, suffixes=suffixes)
