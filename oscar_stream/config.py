@@ -128,8 +128,21 @@ class StackSettings(_Section):
     etcd_peer_port: int = 12380
 
 
+class WorkerSettings(_Section):
+    executor: Literal["local", "kubernetes"] = "local"
+    work_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "oscar-stream/runs")
+    batch_size: int = Field(default=500, ge=1)
+    batch_window_s: float = Field(default=0.02, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OSCAR_STREAM_", env_nested_delimiter="__", extra="forbid")
+
+    cluster_id: str | None = Field(
+        default=None, description="this cluster's id in FDL files; services of other clusters are remote"
+    )
+    app_id: str = Field(default="oscar-stream", description="consumer group (and faust app) id of the workers")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     sources: list[SourceSettings] = Field(default_factory=list)

@@ -7,8 +7,11 @@ from pathlib import Path
 import click
 
 from oscar_stream import __version__
+from oscar_stream.cli.events_cmd import events_group
+from oscar_stream.cli.pipeline_cmd import apply, route, services_group, validate
 from oscar_stream.cli.stack_cmd import stack_group
 from oscar_stream.cli.topics_cmd import topics_group
+from oscar_stream.cli.worker_cmd import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,8 +24,8 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     ctx.ensure_object(dict)["config"] = config
 
 
-cli.add_command(stack_group)
-cli.add_command(topics_group)
+for command in (stack_group, topics_group, events_group, validate, apply, services_group, route, worker):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -29,6 +29,15 @@ def identity_id(*parts: str | None) -> str:
     return digest.hexdigest()
 
 
+def created_object_id(
+    storage: str, bucket: str | None, key: str, version_id: str | None, etag: str | None, fallback: str | None
+) -> str:
+    """The id of "this version of this object was created". A job computes it for the objects it uploads and
+    the store's own notification of the same upload yields it again, so both lead to one invocation downstream.
+    The sequencer is left out: an uploader cannot know it, and some stores restart it."""
+    return identity_id("created", storage, bucket, key, version_id or etag or fallback)
+
+
 def normalize_etag(etag: str | None) -> str | None:
     """Stores differ in quoting the ETag (``"abc"`` vs ``abc``); compare it without the quotes."""
     if etag is None:
@@ -43,6 +52,15 @@ def rfc3339(moment: datetime) -> str:
 
 def now_rfc3339() -> str:
     return rfc3339(datetime.now(UTC))
+
+
+def age_seconds(moment: str) -> float:
+    """Seconds since an RFC 3339 time (0 if it cannot be read or lies in the future)."""
+    try:
+        then = datetime.fromisoformat(moment)
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - then).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-
 from oscar_stream.config import SourceSettings
 from oscar_stream.normalize.canonical import now_rfc3339
 from oscar_stream.normalize.dcache_events import SseContext, parse_dcache_message
@@ -31,9 +29,7 @@ def parse_raw(payload: bytes, source: SourceSettings, headers: Mapping[str, str]
             path=headers.get(H_DCACHE_PATH),
         )
         return parse_dcache_message(payload, sse, source.id, received_at)
-    outcome = parse_s3_notification(payload, source.id, source.key_encoding)
-    outcome.events = [replace(e, received_at=received_at) for e in outcome.events]
-    return outcome
+    return parse_s3_notification(payload, source.id, source.key_encoding, received_at)
 
 
 def decode_headers(raw: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from oscar_stream.normalize.canonical import (
     REMOVED,
     EventType,
     StorageEvent,
+    created_object_id,
     identity_id,
     normalize_etag,
     rfc3339,
@@ -58,7 +59,9 @@ def _size(value: Any) -> int | None:
     return value
 
 
-def _time(value: Any) -> str:
+def _time(value: Any, received_at: str | None) -> str:
+    if value is None and received_at is not None:
+        return received_at  # some stores omit it; the time we received the notification is the best we have
     text = _text(value, "eventTime", required=True)
     assert text is not None
     try:
@@ -76,7 +79,9 @@ def _principal(record: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def parse_record(record: Any, storage: str, key_encoding: KeyEncoding) -> StorageEvent:
+def parse_record(
+    record: Any, storage: str, key_encoding: KeyEncoding, received_at: str | None = None
+) -> StorageEvent:
     rec = _object(record, "record")
     name = _text(rec.get("eventName"), "eventName", required=True)
     assert name is not None
@@ -91,12 +96,10 @@ def parse_record(record: Any, storage: str, key_encoding: KeyEncoding) -> Storag
     etag = normalize_etag(_text(obj.get("eTag"), "s3.object.eTag"))
     version_id = _text(obj.get("versionId"), "s3.object.versionId")
     sequencer = _text(obj.get("sequencer"), "s3.object.sequencer")
-    time = _time(rec.get("eventTime"))
+    time = _time(rec.get("eventTime"), received_at)
     kind = _event_type(name)
-    # Identity survives redelivery and matches the one a job computes for the objects it uploads.
-    # The sequencer is left out of created events: an uploader cannot know it, and some stores restart it.
     if kind == CREATED:
-        identity = identity_id("created", storage, bucket, key, version_id or etag or sequencer or time)
+        identity = created_object_id(storage, bucket, key, version_id, etag, sequencer or time)
     else:
         identity = identity_id(name, storage, bucket, key, version_id, sequencer or time)
     content_type = _text(obj.get("contentType"), "s3.object.contentType")
@@ -122,7 +125,9 @@ def _is_test_event(doc: dict[str, Any]) -> bool:
     return isinstance(doc.get("Event"), str) and doc["Event"].endswith("TestEvent") and "Records" not in doc
 
 
-def parse_s3_notification(payload: bytes, storage: str, key_encoding: KeyEncoding = "url") -> ParseOutcome:
+def parse_s3_notification(
+    payload: bytes, storage: str, key_encoding: KeyEncoding = "url", received_at: str | None = None
+) -> ParseOutcome:
     """Every record of one notification message. Raises :class:`ParseError` only if nothing is usable."""
     try:
         doc = orjson.loads(payload)
@@ -140,7 +145,8 @@ def parse_s3_notification(payload: bytes, storage: str, key_encoding: KeyEncodin
     outcome = ParseOutcome()
     for index, record in enumerate(records):
         try:
-            outcome.events.append(parse_record(record, storage, key_encoding))
+            event = parse_record(record, storage, key_encoding, received_at)
+            outcome.events.append(event.with_received_at(received_at) if received_at else event)
         except (ParseError, UnicodeDecodeError) as err:
             outcome.rejects.append(f"Records[{index}]: {err}")
     if not outcome.events:

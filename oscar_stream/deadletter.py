@@ -1,0 +1,46 @@
+"""Dead-letter records: the original bytes, where they came from and a reason a human can act on."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from oscar_stream.normalize.canonical import now_rfc3339
+
+Stage = Literal["ingest", "normalize", "route", "launch", "dcache"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    topic: str
+    partition: int
+    offset: int
+
+
+def deadletter_record(
+    stage: Stage, source: str, reason: str, payload: bytes, origin: Origin | None = None
+) -> bytes:
+    doc: dict[str, Any] = {
+        "stage": stage,
+        "source": source,
+        "reason": reason,
+        "payload_b64": base64.b64encode(payload).decode(),
+        "origin": None if origin is None else {"topic": origin.topic, "partition": origin.partition,
+                                               "offset": origin.offset},
+        "failed_at": now_rfc3339(),
+    }
+    return orjson.dumps(doc)
+
+
+def reason_label(reason: str) -> str:
+    """A short, bounded metric label for a reason (the first words before any detail)."""
+    head = reason.split(":", 1)[0].strip().lower()
+    for known in ("not json", "no 'records'", "'records' is empty", "expected a json object", "records[",
+                  "dcache reported", "dcache queue overflow", "unknown source", "invalid canonical event",
+                  "invalid invocation", "unknown service"):
+        if head.startswith(known):
+            return known.strip("'[").replace("'", "").replace(" ", "_")
+    return "other"

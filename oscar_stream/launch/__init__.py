@@ -1,0 +1,1 @@
+"""invocation -> a job (local process or Kubernetes Job) -> result and output events."""

@@ -1,0 +1,112 @@
+"""LocalExecutor: runs the service script with /bin/sh in a work folder, with the pod's very contract."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from oscar_stream import metrics
+from oscar_stream.launch.contract import script_environment
+from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
+from oscar_stream.launch.results import Result
+from oscar_stream.launch.staging import download_input, upload_outputs
+from oscar_stream.normalize.canonical import now_rfc3339
+from oscar_stream.route.model import Invocation, ServiceSpec
+from oscar_stream.storage.base import StorageError
+from oscar_stream.storage.registry import Stores
+
+_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+class ScriptFailed(Exception):
+    pass
+
+
+class LocalExecutor(Executor):
+    kind = "local"
+
+    def __init__(self, sink: ResultSink, limiter: Limiter, stores: Stores, work_root: Path) -> None:
+        super().__init__(sink, limiter)
+        self.stores = stores
+        self.work_root = work_root
+
+    async def launch(self, invocation: Invocation, service: ServiceSpec, permit: Permit) -> None:
+        """Runs the job to its end (with the service's retries) and publishes the result before returning."""
+        labels = (service.name, self.kind)
+        metrics.JOBS_LAUNCHED.labels(*labels).inc()
+        metrics.JOBS_ACTIVE.labels(*labels).inc()
+        started = time.monotonic()
+        try:
+            result = await self._run_with_retries(invocation, service)
+        finally:
+            metrics.JOBS_ACTIVE.labels(*labels).dec()
+            permit.release()
+        metrics.JOB_DURATION.labels(*labels).observe(time.monotonic() - started)
+        (metrics.JOBS_SUCCEEDED if result.status == "succeeded" else metrics.JOBS_FAILED).labels(*labels).inc()
+        await self.sink(result)
+
+    async def _run_with_retries(self, invocation: Invocation, service: ServiceSpec) -> Result:
+        attempt = 0
+        while True:
+            result = await self._run_once(invocation, service, attempt)
+            if result.status == "succeeded" or attempt >= service.retries:
+                return result
+            attempt += 1
+            metrics.JOBS_RETRIED.labels(service.name, self.kind).inc()
+            delay = service.backoff_s * (2 ** (attempt - 1))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _run_once(self, invocation: Invocation, service: ServiceSpec, attempt: int) -> Result:
+        run_dir = self.work_root / service.name / invocation.id / f"attempt-{attempt}"
+        input_dir, output_dir, log = run_dir / "input", run_dir / "output", run_dir / "log.txt"
+        await asyncio.to_thread(_fresh_dirs, input_dir, output_dir)
+        started_at = now_rfc3339()
+        common = {"job": str(run_dir), "logs": str(log), "started_at": started_at,
+                  "event_time": invocation.event.time}
+        try:
+            input_file = await download_input(invocation.event, self.stores, input_dir)
+            await self._run_script(service, invocation, input_file, input_dir, output_dir, run_dir, log)
+            outputs = await upload_outputs(output_dir, service, self.stores)
+        except (StorageError, ScriptFailed) as err:
+            return Result(invocation.id, service.name, invocation.event.id, "failed", self.kind,
+                          reason=str(err), finished_at=now_rfc3339(), **common)
+        await asyncio.to_thread(shutil.rmtree, input_dir, True)
+        return Result(invocation.id, service.name, invocation.event.id, "succeeded", self.kind,
+                      finished_at=now_rfc3339(), outputs=outputs, **common)
+
+    async def _run_script(self, service: ServiceSpec, invocation: Invocation, input_file: Path, input_dir: Path,
+                          output_dir: Path, run_dir: Path, log: Path) -> None:
+        script = run_dir / "script.sh"
+        await asyncio.to_thread(script.write_text, service.script)
+        env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+        env["HOME"] = str(run_dir)
+        env.update(script_environment(service, invocation.event, str(input_file), str(input_dir), str(output_dir)))
+        env.update(service.secrets)
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh", str(script), cwd=run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )
+            try:
+                code = await asyncio.wait_for(proc.wait(), timeout=service.timeout_s)
+            except TimeoutError:
+                os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+                raise ScriptFailed(f"script timed out after {service.timeout_s}s (log: {log})") from None
+            except asyncio.CancelledError:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise
+        if code != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise ScriptFailed(f"script exited with code {code}: {' | '.join(tail) or 'no output'} (log: {log})")
+
+
+def _fresh_dirs(*dirs: Path) -> None:
+    for folder in dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)

@@ -1,0 +1,90 @@
+"""Every metric oscar-stream exports. Names start with ``oscar_stream_``; label sets are bounded (sources,
+reasons and services are configured names, never object keys or ids)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_JOB_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+EVENTS_RECEIVED = Counter(
+    "oscar_stream_events_received", "Raw notifications accepted from a source", ["source", "transport"],
+    registry=REGISTRY,
+)
+EVENTS_NORMALIZED = Counter(
+    "oscar_stream_events_normalized", "Canonical events produced", ["source", "type"], registry=REGISTRY
+)
+EVENTS_IGNORED = Counter(
+    "oscar_stream_events_ignored", "Notifications that are not object events (test messages, directories, ...)",
+    ["source"], registry=REGISTRY,
+)
+DEADLETTERED = Counter(
+    "oscar_stream_deadlettered", "Records sent to the dead-letter topic", ["stage", "reason"], registry=REGISTRY
+)
+EVENTS_ROUTED = Counter(
+    "oscar_stream_events_routed", "Events that matched at least one service", ["storage"], registry=REGISTRY
+)
+EVENTS_UNMATCHED = Counter(
+    "oscar_stream_events_unmatched", "Events no service wants (not an error)", ["storage"], registry=REGISTRY
+)
+INVOCATIONS = Counter(
+    "oscar_stream_invocations", "Invocations produced by routing", ["service"], registry=REGISTRY
+)
+JOBS_LAUNCHED = Counter(
+    "oscar_stream_jobs_launched", "Jobs started (local) or created (Kubernetes)", ["service", "executor"],
+    registry=REGISTRY,
+)
+JOBS_DUPLICATE = Counter(
+    "oscar_stream_jobs_duplicate", "Redelivered invocations recognised as already launched",
+    ["service", "executor"], registry=REGISTRY,
+)
+JOBS_SUCCEEDED = Counter(
+    "oscar_stream_jobs_succeeded", "Jobs that finished successfully", ["service", "executor"], registry=REGISTRY
+)
+JOBS_FAILED = Counter(
+    "oscar_stream_jobs_failed", "Jobs that failed (after their retries)", ["service", "executor"],
+    registry=REGISTRY,
+)
+JOBS_RETRIED = Counter(
+    "oscar_stream_jobs_retried", "Launch attempts retried (API errors, failed local runs)", ["service", "executor"],
+    registry=REGISTRY,
+)
+JOBS_ACTIVE = Gauge(
+    "oscar_stream_jobs_active", "Jobs launched and not finished", ["service", "executor"], registry=REGISTRY
+)
+JOB_DURATION = Histogram(
+    "oscar_stream_job_duration_seconds", "Job run time, from launch to finish", ["service", "executor"],
+    buckets=_JOB_BUCKETS, registry=REGISTRY,
+)
+UPLOAD_TO_LAUNCH = Histogram(
+    "oscar_stream_upload_to_launch_seconds", "Time from the storage event to the job's launch",
+    ["service", "executor"], buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+OUTPUTS_PUBLISHED = Counter(
+    "oscar_stream_outputs_published", "Output objects uploaded and published as events", ["service"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "oscar_stream_consumer_lag_records", "Records not yet consumed, per topic", ["topic", "group"],
+    registry=REGISTRY,
+)
+GATEWAY_REQUESTS = Counter(
+    "oscar_stream_gateway_requests", "Webhook gateway requests by status code", ["source", "code"],
+    registry=REGISTRY,
+)
+GATEWAY_LATENCY = Histogram(
+    "oscar_stream_gateway_request_seconds", "Webhook gateway request latency (includes the Kafka ack)", ["source"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+DCACHE_EVENTS_LOST = Counter(
+    "oscar_stream_dcache_events_lost", "dCache EVENT_LOSS / queue-overflow notices", ["source"], registry=REGISTRY
+)
+DCACHE_RECONNECTS = Counter(
+    "oscar_stream_dcache_reconnects", "dCache SSE reconnections", ["source"], registry=REGISTRY
+)
+SERVICES_LOADED = Gauge(
+    "oscar_stream_services", "Services in the routing table of this worker", registry=REGISTRY
+)

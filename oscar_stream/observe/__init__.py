@@ -1,0 +1,1 @@
+"""Metrics and health endpoints; the terminal view (`oscar-stream top`)."""

@@ -1,0 +1,70 @@
+"""The live routing table of one worker: every record of the compacted services topic, read from the start by
+every worker (no consumer group), so ``oscar-stream apply`` changes routing everywhere without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from aiokafka import TopicPartition
+
+from oscar_stream import metrics
+from oscar_stream.config import KafkaSettings
+from oscar_stream.kafka.clients import consumer
+from oscar_stream.route.index import RoutingIndex
+from oscar_stream.route.model import ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+class ServicesTable:
+    def __init__(self, kafka: KafkaSettings, topic: str, local_cluster: str | None = None) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._local_cluster = local_cluster
+        self.index = RoutingIndex()
+        self.ready = asyncio.Event()
+        self.updates = 0
+
+    def is_local(self, service: ServiceSpec) -> bool:
+        return self._local_cluster is None or service.cluster in (None, self._local_cluster)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        name = (key or b"").decode(errors="replace")
+        if value is None:
+            self.index.remove(name)
+        else:
+            try:
+                service = ServiceSpec.from_record(orjson.loads(value))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                log.error("ignoring an unreadable record for service %r on %s: %s", name, self._topic, err)
+                return
+            if self.is_local(service):
+                self.index.put(service)
+            else:
+                self.index.remove(service.name)
+        self.updates += 1
+        metrics.SERVICES_LOADED.set(len(self.index))
+
+    async def run(self) -> None:
+        reader = consumer(self._kafka, group_id=None, enable_auto_commit=False)
+        await reader.start()
+        try:
+            partitions = [TopicPartition(self._topic, p) for p in sorted(reader.partitions_for_topic(self._topic)
+                                                                         or {0})]
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+            end = await reader.end_offsets(partitions)
+            while True:
+                batch = await reader.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    for message in messages:
+                        self.apply(message.key, message.value)
+                if not self.ready.is_set():
+                    positions = {tp: await reader.position(tp) for tp in partitions}
+                    if all(positions[tp] >= end[tp] for tp in partitions):
+                        log.info("routing table loaded: %d services", len(self.index))
+                        self.ready.set()
+        finally:
+            await reader.stop()

@@ -1,0 +1,87 @@
+"""S3-compatible stores (MinIO, AWS, versitygw, ...) through aiobotocore. One client per store, reused."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from oscar_stream.config import StorageSettings
+from oscar_stream.normalize.canonical import normalize_etag
+from oscar_stream.storage.base import StorageError, StoredObject
+
+_CHUNK = 1 << 20
+
+
+class S3Store:
+    def __init__(self, settings: StorageSettings) -> None:
+        self.storage_id = settings.id
+        self._settings = settings
+        self._client: Any = None
+        self._context: Any = None
+
+    async def _s3(self) -> Any:
+        if self._client is None:
+            s = self._settings
+            self._context = get_session().create_client(
+                "s3",
+                endpoint_url=s.endpoint,
+                region_name=s.region,
+                aws_access_key_id=s.access_key,
+                aws_secret_access_key=s.secret_key.get_secret_value() if s.secret_key else None,
+                verify=s.verify_tls,
+                config=AioConfig(
+                    s3={"addressing_style": "path"},
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    max_pool_connections=32,
+                ),
+            )
+            self._client = await self._context.__aenter__()
+        return self._client
+
+    async def download(self, bucket: str | None, key: str, dest: Path) -> int:
+        if not bucket:
+            raise StorageError(f"{self.storage_id}: an S3 object needs a bucket (key {key!r})")
+        try:
+            response = await (await self._s3()).get_object(Bucket=bucket, Key=key)
+            size = 0
+            async with response["Body"] as body:
+                with dest.open("wb") as out:
+                    while chunk := await body.read(_CHUNK):
+                        await asyncio.to_thread(out.write, chunk)
+                        size += len(chunk)
+            return size
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(f"{self.storage_id}: download of s3://{bucket}/{key} failed: {err}") from err
+
+    async def upload(self, source: Path, bucket: str | None, key: str) -> StoredObject:
+        if not bucket:
+            raise StorageError(f"{self.storage_id}: an S3 upload needs a bucket (key {key!r})")
+        size = source.stat().st_size
+        try:
+            with source.open("rb") as body:
+                response = await (await self._s3()).put_object(Bucket=bucket, Key=key, Body=body)
+        except (ClientError, BotoCoreError, OSError) as err:
+            raise StorageError(f"{self.storage_id}: upload to s3://{bucket}/{key} failed: {err}") from err
+        return StoredObject(self.storage_id, bucket, key, size, normalize_etag(response.get("ETag")),
+                            response.get("VersionId"))
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        client = await self._s3()
+        try:
+            await client.head_bucket(Bucket=bucket)
+        except ClientError:
+            try:
+                await client.create_bucket(Bucket=bucket)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise StorageError(f"{self.storage_id}: cannot create bucket {bucket}: {err}") from err
+
+    async def close(self) -> None:
+        if self._context is not None:
+            await self._context.__aexit__(None, None, None)
+            self._client = self._context = None
