@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oscar_stream.config import Settings
+from oscar_stream.stack.stack import Stack
+from tests.support.stack import ensure_stack, test_config, write_config
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    """Kafka, versitygw and Prometheus: started once (or reused when already running)."""
+    return ensure_stack(("kafka", "s3", "prometheus"))
+
+
+@pytest.fixture(scope="session")
+def kube_stack(stack: Stack) -> Stack:
+    return ensure_stack(("kafka", "s3", "prometheus", "kubernetes"))
+
+
+@pytest.fixture
+def config(stack: Stack, tmp_path: Path) -> dict[str, Any]:
+    return test_config(stack, tmp_path)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    return tmp_path / "oscar-stream.yaml"
+
+
+@pytest.fixture
+def settings(config: dict[str, Any], config_file: Path) -> Iterator[Settings]:
+    yield write_config(config, config_file)

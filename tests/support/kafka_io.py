@@ -1,0 +1,46 @@
+"""Read and write topics of the real broker in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from oscar_stream.config import Settings
+from oscar_stream.kafka.clients import consumer, reliable_producer
+
+
+async def read_records(settings: Settings, topic: str, count: int, timeout_s: float = 30.0,
+                       exactly: bool = False) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least ``count`` records of ``topic`` from the beginning (all of them when ``exactly``: then it
+    keeps reading for a short while to prove no extra record arrives)."""
+    reader: AIOKafkaConsumer = consumer(settings.kafka, topic, group_id=None)
+    await reader.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and len(records) < count:
+            batch = await reader.getmany(timeout_ms=200)
+            for messages in batch.values():
+                records += messages
+        if exactly:
+            settle = time.monotonic() + 2.0
+            while time.monotonic() < settle:
+                batch = await reader.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    records += messages
+    finally:
+        await reader.stop()
+    return records
+
+
+async def produce(settings: Settings, topic: str, values: list[bytes], key: bytes | None = None,
+                  headers: list[tuple[str, bytes]] | None = None) -> None:
+    producer = reliable_producer(settings.kafka)
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, v, key=key, headers=headers) for v in values]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()

@@ -1,0 +1,181 @@
+"""Routing files: every shared FDL sample validates; each broken variant is rejected with file, line, path and
+a reason; OSCAR fields we do not implement are reported as "not used"."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from oscar_stream.route.files import load_routing_files
+from oscar_stream.route.problems import RoutingFileError
+from tests.support.paths import FDL
+
+
+def _copy_samples(tmp_path: Path) -> Path:
+    for item in FDL.iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    return tmp_path
+
+
+def _variant(tmp_path: Path, sample: str, old: str, new: str) -> Path:
+    folder = _copy_samples(tmp_path)
+    text = (folder / sample).read_text()
+    assert old in text, f"{old!r} not in {sample}"
+    (folder / sample).write_text(text.replace(old, new, 1))
+    return folder / sample
+
+
+def _problems(*files: Path) -> list[str]:
+    with pytest.raises(RoutingFileError) as caught:
+        load_routing_files(files)
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.mark.parametrize("sample", ["two-stage.yaml", "cross-cluster.yaml", "dcache-input.yaml"])
+def test_each_sample_validates(sample: str) -> None:
+    loaded = load_routing_files([FDL / sample])
+    assert loaded.table.services
+    assert all(s.script.startswith("#!/bin/sh") for s in loaded.table.services)
+
+
+def test_two_stage_model() -> None:
+    detect, thumbnail = load_routing_files([FDL / "two-stage.yaml"]).table.services
+    assert (detect.name, detect.cluster, detect.cpu, detect.memory) == ("detect", "lab-cluster", "1.0", "2Gi")
+    assert detect.variables == {"THRESHOLD": "5.0"} and detect.secrets == {"CATALOG_TOKEN": "not-a-real-token"}
+    assert detect.inputs[0].storage == "minio.default" and detect.inputs[0].suffixes == (".fits",)
+    assert thumbnail.cpu == "0.5"  # a YAML number becomes a quantity string
+    assert thumbnail.outputs[0].suffixes == (".png",)
+
+
+def test_cross_cluster_gpu_storage_and_clusters() -> None:
+    loaded = load_routing_files([FDL / "cross-cluster.yaml"])
+    frame_filter, detector = loaded.table.services
+    assert frame_filter.inputs[0].storage == "minio.default" and frame_filter.inputs[0].prefixes == ("cam-",)
+    assert frame_filter.outputs[0].storage == "minio.cloud"
+    assert detector.gpus == 1 and detector.cluster == "cloud"
+    assert [c.id for c in loaded.table.clusters] == ["cloud"]
+    assert "minio.cloud" in {p.id for p in loaded.table.storage_providers}
+
+
+def test_secrets_never_appear_in_the_redacted_form() -> None:
+    detect = load_routing_files([FDL / "two-stage.yaml"]).table.services[0]
+    assert "not-a-real-token" not in str(detect.redacted()) and "not-a-real-token" not in repr(detect)
+
+
+def test_unknown_storage_provider(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "storage_provider: minio.default", "storage_provider: minio.nope")
+    [problem] = _problems(file)
+    assert f"{file}:17: functions.oscar[0].lab-cluster.input[0].storage_provider: unknown storage provider " \
+           "'minio.nope'" in problem
+    assert "declare it under storage_providers.minio.nope" in problem
+
+
+def test_missing_script_file(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "script: detect.sh", "script: missing.sh")
+    [problem] = _problems(file)
+    assert ":7: functions.oscar[0].lab-cluster.script: script file" in problem and "missing.sh" in problem
+
+
+def test_bad_resource_quantity(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "memory: 2Gi", "memory: 2 gigs")
+    [problem] = _problems(file)
+    assert ":9: functions.oscar[0].lab-cluster.memory: '2 gigs' is not a Kubernetes quantity" in problem
+
+
+def test_duplicate_service_name_across_files(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "dcache-input.yaml", "name: hdf5-summary", "name: detect")
+    problems = _problems(FDL / "two-stage.yaml", file)
+    assert len(problems) == 1 and "duplicate service name 'detect'" in problems[0]
+    assert "already declared at" in problems[0] and "two-stage.yaml:5" in problems[0]
+
+
+def test_input_that_can_never_match(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "cross-cluster.yaml", "- cam-", "- /cam-")
+    [problem] = _problems(file)
+    assert "input[0].prefix[0]: prefix '/cam-' starts with '/' and can never match" in problem
+
+
+def test_pipeline_cycle(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "path: survey/thumbs", "path: survey/raw")
+    file.write_text(file.read_text().replace("- .png", "- .fits"))
+    [problem] = _problems(file)
+    assert "pipeline cycle: detect -> thumbnail -> detect" in problem
+
+
+def test_output_filters_that_cannot_match_break_no_cycle(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "path: survey/thumbs", "path: survey/raw")
+    assert len(load_routing_files([file]).table.services) == 2  # .png outputs never match the .fits input
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "memory: 2Gi", "memory: lots")
+    file.write_text(file.read_text().replace("image: ghcr.io/example/imagemagick:7", "imaeg: x"))
+    problems = _problems(file)
+    assert any("memory" in p for p in problems)
+    assert any("unknown field 'imaeg'" in p and "did you mean 'image'?" in p for p in problems)
+    assert any("lab-cluster.image: is required" in p for p in problems)
+
+
+def test_unused_oscar_fields_are_notes_not_errors(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "log_level: INFO", "log_level: INFO\n      alpine: false\n"
+                    "      synchronous: {min_scale: 0}")
+    loaded = load_routing_files([file])
+    notes = [str(n) for n in loaded.notes]
+    assert any("'alpine' is accepted but not used" in n for n in notes)
+    assert any("'synchronous' is accepted but not used" in n for n in notes)
+    assert loaded.table.services[0].not_used == ("alpine", "synchronous")
+
+
+def test_not_yaml_and_not_a_routing_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("functions:\n  oscar: [\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("hello: world\n")
+    problems = _problems(broken, other)
+    assert "not valid YAML" in problems[0] and str(broken) in problems[0]
+    assert any("neither an OSCAR FDL file" in p for p in problems)
+
+
+OWN_FORMAT = """\
+version: oscar-stream/v1
+cluster: lab
+services:
+  - name: stats
+    image: alpine:3
+    script_inline: |
+      #!/bin/sh
+      wc -c "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/out.txt"
+    concurrency: 3
+    retries: 2
+    backoff_seconds: 1.5
+    timeout_seconds: 60
+    ttl_seconds: 120
+    input:
+      - storage_provider: minio
+        path: data/in
+        glob: ["*.csv"]
+        events: [created, removed]
+    output:
+      - {storage_provider: minio, path: data/out}
+"""
+
+
+def test_own_format_extras(tmp_path: Path) -> None:
+    file = tmp_path / "table.yaml"
+    file.write_text(OWN_FORMAT)
+    [service] = load_routing_files([file]).table.services
+    assert (service.concurrency, service.retries, service.backoff_s, service.timeout_s, service.ttl_s) == (
+        3, 2, 1.5, 60, 120)
+    assert service.cluster == "lab" and service.inputs[0].globs == ("*.csv",)
+    assert len(service.inputs[0].events) == 2
+
+
+def test_own_format_rejects_bad_extras(tmp_path: Path) -> None:
+    file = tmp_path / "table.yaml"
+    file.write_text(OWN_FORMAT.replace("concurrency: 3", "concurrency: 0").replace("[created, removed]",
+                                                                                  "[created, renamed]"))
+    problems = _problems(file)
+    assert any(":9: services[0].concurrency: must be an integer >= 1" in p for p in problems)
+    assert any("unknown event kind 'renamed'" in p for p in problems)
