@@ -31,7 +31,7 @@ def settings_from(ctx: click.Context) -> Settings:
 
 def friendly_errors(*kinds: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Print ``error: <message>`` and exit 1 for the given exception types (plus configuration errors)."""
-    handled = (ConfigError, UserFacingError, *kinds)
+    handled: tuple[type[Exception], ...] = (ConfigError, UserFacingError, *kinds)
 
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)

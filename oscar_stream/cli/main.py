@@ -9,6 +9,7 @@ import click
 from oscar_stream import __version__
 from oscar_stream.cli.events_cmd import events_group
 from oscar_stream.cli.ingest_cmd import dcache_watch, gateway
+from oscar_stream.cli.job_cmd import job_group
 from oscar_stream.cli.pipeline_cmd import apply, route, services_group, validate
 from oscar_stream.cli.stack_cmd import stack_group
 from oscar_stream.cli.topics_cmd import topics_group
@@ -26,7 +27,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 for command in (stack_group, topics_group, events_group, validate, apply, services_group, route, worker, gateway,
-                dcache_watch):
+                dcache_watch, job_group):
     cli.add_command(command)
 
 

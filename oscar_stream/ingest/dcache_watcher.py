@@ -186,7 +186,7 @@ class DcacheWatcher:
 
     async def run(self) -> None:
         auth, extra_headers = _auth(self.source)
-        connector = aiohttp.TCPConnector(ssl=None if self.source.verify_tls else False)
+        connector = aiohttp.TCPConnector(ssl=self.source.verify_tls)
         async with aiohttp.ClientSession(auth=auth, headers=extra_headers, connector=connector) as http:
             attempt = 0
             while True:

@@ -8,6 +8,7 @@ redelivered invocation is recognised: by the Kubernetes API (the Job name is der
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,10 @@ def default_executor(ctx: WorkerContext) -> Executor:
 
         return KubernetesExecutor.from_settings(ctx.settings, ctx.result_sink(), ctx.limiter)
     return local_executor(ctx)
+
+
+def _forget(in_flight: dict[str, asyncio.Task[None]], key: str, _task: asyncio.Task[None]) -> None:
+    in_flight.pop(key, None)
 
 
 def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContext], Executor] | None) -> None:
@@ -109,4 +114,4 @@ def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContex
             permit = await ctx.limiter.acquire(service.name, service.concurrency)  # backpressure when full
             task = asyncio.ensure_future(handle(manual, event, invocation, service, permit))
             in_flight[invocation.id] = task
-            task.add_done_callback(lambda _t, key=invocation.id: in_flight.pop(key, None))
+            task.add_done_callback(functools.partial(_forget, in_flight, invocation.id))

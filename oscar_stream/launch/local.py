@@ -8,6 +8,7 @@ import random
 import shutil
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from oscar_stream import metrics
@@ -65,19 +66,16 @@ class LocalExecutor(Executor):
         run_dir = self.work_root / service.name / invocation.id / f"attempt-{attempt}"
         input_dir, output_dir, log = run_dir / "input", run_dir / "output", run_dir / "log.txt"
         await asyncio.to_thread(_fresh_dirs, input_dir, output_dir)
-        started_at = now_rfc3339()
-        common = {"job": str(run_dir), "logs": str(log), "started_at": started_at,
-                  "event_time": invocation.event.time}
+        started = Result(invocation.id, service.name, invocation.event.id, "failed", self.kind, job=str(run_dir),
+                         logs=str(log), started_at=now_rfc3339(), event_time=invocation.event.time)
         try:
             input_file = await download_input(invocation.event, self.stores, input_dir)
             await self._run_script(service, invocation, input_file, input_dir, output_dir, run_dir, log)
-            outputs = await upload_outputs(output_dir, service, self.stores)
+            outputs = await upload_outputs(output_dir, service.outputs, self.stores)
         except (StorageError, ScriptFailed) as err:
-            return Result(invocation.id, service.name, invocation.event.id, "failed", self.kind,
-                          reason=str(err), finished_at=now_rfc3339(), **common)
+            return replace(started, reason=str(err), finished_at=now_rfc3339())
         await asyncio.to_thread(shutil.rmtree, input_dir, True)
-        return Result(invocation.id, service.name, invocation.event.id, "succeeded", self.kind,
-                      finished_at=now_rfc3339(), outputs=outputs, **common)
+        return replace(started, status="succeeded", finished_at=now_rfc3339(), outputs=outputs)
 
     async def _run_script(self, service: ServiceSpec, invocation: Invocation, input_file: Path, input_dir: Path,
                           output_dir: Path, run_dir: Path, log: Path) -> None:
@@ -102,7 +100,8 @@ class LocalExecutor(Executor):
                 os.killpg(proc.pid, signal.SIGKILL)
                 raise
         if code != 0:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            text = await asyncio.to_thread(log.read_text, errors="replace")
+            tail = text.strip().splitlines()[-3:]
             raise ScriptFailed(f"script exited with code {code}: {' | '.join(tail) or 'no output'} (log: {log})")
 
 

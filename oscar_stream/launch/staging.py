@@ -4,10 +4,11 @@ in-pod helper, so both honour the same contract."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from oscar_stream.normalize.canonical import StorageEvent
-from oscar_stream.route.model import ServiceSpec
+from oscar_stream.route.model import OutputSpec
 from oscar_stream.storage.base import StoredObject
 from oscar_stream.storage.registry import Stores
 
@@ -28,13 +29,13 @@ def _output_files(output_dir: Path) -> list[Path]:
     return sorted(p for p in output_dir.rglob("*") if p.is_file())
 
 
-async def upload_outputs(output_dir: Path, service: ServiceSpec, stores: Stores) -> list[StoredObject]:
+async def upload_outputs(output_dir: Path, outputs: Sequence[OutputSpec], stores: Stores) -> list[StoredObject]:
     """Upload every file under ``output_dir`` to each output whose filters accept its name."""
     files = await asyncio.to_thread(_output_files, output_dir)
     uploads = []
     for file in files:
         relative = file.relative_to(output_dir).as_posix()
-        for output in service.outputs:
+        for output in outputs:
             if output.accepts(file.name):
                 bucket, key = output.object_path(relative)
                 uploads.append(stores.get(output.storage).upload(file, bucket, key))

@@ -131,7 +131,8 @@ class StorageEvent:
             raise InvalidEvent("'data' must be an object")
         if envelope.get("type") not in _TYPES:
             raise InvalidEvent(f"unknown event type {envelope.get('type')!r}")
-        fields = {name: data.get(name) for name in cls.__dataclass_fields__ if name not in ("id", "type", "time")}
+        names = [name for name in cls.__dataclass_fields__ if name not in ("id", "type", "time")]
+        fields: dict[str, Any] = {name: data.get(name) for name in names}
         for required in ("storage", "kind", "key", "action"):
             if not isinstance(fields[required], str) or not fields[required]:
                 raise InvalidEvent(f"data.{required} must be a non-empty string")

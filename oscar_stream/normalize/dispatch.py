@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
 from oscar_stream.config import SourceSettings
 from oscar_stream.normalize.canonical import now_rfc3339
 from oscar_stream.normalize.dcache_events import SseContext, parse_dcache_message
@@ -32,7 +33,7 @@ def parse_raw(payload: bytes, source: SourceSettings, headers: Mapping[str, str]
     return parse_s3_notification(payload, source.id, source.key_encoding, received_at)
 
 
-def decode_headers(raw: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None) -> dict[str, str]:
+def decode_headers(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in raw or ():
         try:

@@ -113,7 +113,7 @@ class ServiceSpec:
     def redacted(self) -> dict[str, Any]:
         """The record for humans: secret values replaced."""
         record = self.to_record()
-        record["secrets"] = {name: "***" for name in self.secrets}
+        record["secrets"] = dict.fromkeys(self.secrets, "***")
         return record
 
     @classmethod

@@ -7,8 +7,9 @@ from decimal import Decimal, InvalidOperation
 
 _QUANTITY = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[a-zA-Z]*|[eE][+-]?[0-9]+)$")
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": 10**3, "M": 10**6,
-            "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_DECIMAL = {suffix: Decimal(scale) for suffix, scale in (
+    ("", "1"), ("n", "1e-9"), ("u", "1e-6"), ("m", "1e-3"), ("k", "1e3"), ("M", "1e6"), ("G", "1e9"), ("T", "1e12"),
+    ("P", "1e15"), ("E", "1e18"))}
 
 
 class QuantityError(ValueError):
@@ -28,7 +29,7 @@ def parse_quantity(value: str | int | float) -> Decimal:
     if suffix in _BINARY:
         return amount * _BINARY[suffix]
     if suffix in _DECIMAL:
-        return amount * Decimal(_DECIMAL[suffix])
+        return amount * _DECIMAL[suffix]
     if suffix[:1] in ("e", "E"):
         return amount * Decimal(10) ** int(suffix[1:])
     raise QuantityError(f"{text!r} has an unknown unit {suffix!r} (use m, k, M, G, Ki, Mi, Gi, ...)")

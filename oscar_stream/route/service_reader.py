@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from oscar_stream.normalize.canonical import CREATED, OTHER, REMOVED, EventType
-from oscar_stream.route.model import DEFAULT_CPU, DEFAULT_MEMORY, InputSpec, OutputSpec, ServiceSpec, split_path
+from oscar_stream.route.model import (
+    DEFAULT_CPU,
+    DEFAULT_MEMORY,
+    InputSpec,
+    OutputSpec,
+    ServiceSpec,
+    split_path,
+)
 from oscar_stream.route.reader import SERVICE_NAME, Reader
 from oscar_stream.route.yaml_source import YamlPath
 
@@ -65,8 +72,8 @@ class ServiceReader:
             if (spec := self._input(item, (*path, "input", index))) is not None
         )
         outputs = tuple(
-            spec for index, item in enumerate(r.sequence(body.get("output"), (*path, "output")))
-            if (spec := self._output(item, (*path, "output", index))) is not None
+            out for index, item in enumerate(r.sequence(body.get("output"), (*path, "output")))
+            if (out := self._output(item, (*path, "output", index))) is not None
         )
         ephemeral = body.get("ephemeral_storage_request")
         spec_fields: dict[str, Any] = {

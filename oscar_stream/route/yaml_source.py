@@ -52,7 +52,7 @@ def _walk(node: yaml.Node, path: YamlPath, lines: dict[YamlPath, int]) -> Any:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
 def load_yaml(file: Path) -> YamlDocument:

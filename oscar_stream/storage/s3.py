@@ -61,7 +61,7 @@ class S3Store:
     async def upload(self, source: Path, bucket: str | None, key: str) -> StoredObject:
         if not bucket:
             raise StorageError(f"{self.storage_id}: an S3 upload needs a bucket (key {key!r})")
-        size = source.stat().st_size
+        size = (await asyncio.to_thread(source.stat)).st_size
         try:
             with source.open("rb") as body:
                 response = await (await self._s3()).put_object(Bucket=bucket, Key=key, Body=body)

@@ -23,7 +23,7 @@ class WebDavStore:
             aiohttp.BasicAuth(settings.username, settings.password.get_secret_value() if settings.password else "")
             if settings.username else None
         )
-        self._ssl = None if settings.verify_tls else False
+        self._ssl = settings.verify_tls
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -68,7 +68,8 @@ class WebDavStore:
                     etag = normalize_etag(response.headers.get("ETag"))
         except aiohttp.ClientError as err:
             raise StorageError(f"{self.storage_id}: PUT {key} failed: {err}") from err
-        return StoredObject(self.storage_id, None, "/" + key.lstrip("/"), source.stat().st_size, etag)
+        size = (await asyncio.to_thread(source.stat)).st_size
+        return StoredObject(self.storage_id, None, "/" + key.lstrip("/"), size, etag)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,5 +32,5 @@ def config_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(config: dict[str, Any], config_file: Path) -> Iterator[Settings]:
-    yield write_config(config, config_file)
+def settings(config: dict[str, Any], config_file: Path) -> Settings:
+    return write_config(config, config_file)

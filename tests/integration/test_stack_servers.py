@@ -4,10 +4,6 @@ Prometheus scraping an endpoint."""
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -26,6 +22,7 @@ from oscar_stream.stack.stack import Stack
 from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from tests.support.kafka_io import produce, read_records
+from tests.support.prometheus import wait_for_result
 
 pytestmark = pytest.mark.stack
 
@@ -97,18 +94,9 @@ async def test_prometheus_scrapes_an_endpoint(stack: Stack, settings: Settings) 
     name = f"test-{settings.kafka.topic_prefix}"
     add_scrape_target(stack.settings.stack.state_dir, name, f"127.0.0.1:{port}")
     prometheus = f"http://127.0.0.1:{stack.settings.stack.prometheus_port}"
-    query = urllib.parse.quote(f'oscar_stream_test_marker{{instance_name="{name}"}}')
     try:
-        value = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and value is None:
-            with urllib.request.urlopen(f"{prometheus}/api/v1/query?query={query}", timeout=5) as response:
-                result = json.load(response)["data"]["result"]
-            if result:
-                value = float(result[0]["value"][1])
-            else:
-                await asyncio.sleep(1)
-        assert value == 4242
+        result = await wait_for_result(prometheus, f'oscar_stream_test_marker{{instance_name="{name}"}}')
+        assert [float(r["value"][1]) for r in result] == [4242]
     finally:
         remove_scrape_target(stack.settings.stack.state_dir, name)
         await runner.cleanup()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,10 +38,8 @@ def _parse_all(payload: bytes) -> None:
             continue
         for event in outcome.events:
             assert StorageEvent.from_json(event.to_json()) == event
-    try:
+    with contextlib.suppress(ParseError):
         parse_dcache_message(payload, SseContext("inotify", "1", "c", "/d"), "webdav.d", "2026-01-01T00:00:00Z")
-    except ParseError:
-        pass
 
 
 @settings(max_examples=300)
@@ -63,9 +63,5 @@ def test_s3_shaped_json(value: Any) -> None:
 def test_integers_beyond_64_bits_are_rejected_with_a_reason() -> None:
     payload = (b'{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2026-01-01T00:00:00Z",'
                b'"s3":{"bucket":{"name":"b"},"object":{"key":"k","size":1' + b"0" * 30 + b"}}}]}")
-    try:
+    with pytest.raises(ParseError, match=r"s3\.object\.size must be a non-negative integer"):
         parse_s3_notification(payload, "minio.default")
-    except ParseError as err:
-        assert "s3.object.size must be a non-negative integer" in str(err)
-    else:
-        raise AssertionError("a 100-bit size must not be accepted")

@@ -3,8 +3,6 @@ invocation ids are deterministic."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

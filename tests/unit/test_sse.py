@@ -30,7 +30,10 @@ def test_event_without_data_is_not_dispatched() -> None:
     assert list(SseParser().feed(b"event: x\nid: 3\n\n")) == []
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=20), max_size=5),
+_LINE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=20)
+
+
+@given(st.lists(_LINE_TEXT, max_size=5),
        st.integers(min_value=1, max_value=7))
 def test_chunking_never_changes_the_result(datas: list[str], chunk: int) -> None:
     stream = "".join(f"id: {i}\ndata: {d}\n\n" for i, d in enumerate(datas)).encode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from oscar_stream.stack.artifacts import cached_dir, require_tool, run_logged
 from oscar_stream.stack.components.base import Component, Health, StackContext
 from oscar_stream.stack.process import ProcessRecord, port_open, spawn, wait_until

@@ -1,0 +1,187 @@
+"""The batch/v1 Job for one invocation (pure: dictionaries in, dictionaries out).
+
+Pod layout — the user's image needs only ``/bin/sh``:
+
+* init container ``fetch`` (oscar-stream image): downloads the input into the shared ``/oscar/input``;
+* init container ``script`` (the service image): runs the service script with the OSCAR contract environment;
+  a non-zero exit fails the pod, so nothing is uploaded;
+* container ``upload`` (oscar-stream image): uploads what the script wrote to ``/oscar/output`` and reports
+  the uploaded objects in its termination message.
+
+The pod (and so the Job) succeeds only if the script succeeded and its outputs were uploaded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from oscar_stream.launch.contract import contract_variables
+from oscar_stream.launch.staging import input_file_name
+from oscar_stream.route.model import Invocation, ServiceSpec
+
+MANAGED_BY = "oscar-stream"
+LABEL_MANAGED = "app.kubernetes.io/managed-by"
+LABEL_SERVICE = "oscar-stream.io/service"
+LABEL_INVOCATION = "oscar-stream.io/invocation"
+LABEL_EVENT = "oscar-stream.io/event"
+ANNOTATION_VERSION = "oscar-stream.io/service-version"
+ANNOTATION_EVENT_TIME = "oscar-stream.io/event-time"
+ANNOTATION_RECEIVED_AT = "oscar-stream.io/received-at"
+ANNOTATION_OBJECT = "oscar-stream.io/object"
+ANNOTATION_PUBLISHED = "oscar-stream.io/result-published"
+SELECTOR = f"{LABEL_MANAGED}={MANAGED_BY}"
+
+WORK = "/oscar"
+INPUT_DIR = f"{WORK}/input"
+OUTPUT_DIR = f"{WORK}/output"
+SCRIPT_PATH = f"{WORK}/script/script.sh"
+HELPER_CONFIG = "/etc/oscar-stream/storage.yaml"
+_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def job_name(invocation: Invocation) -> str:
+    """DNS-1123, <= 63 characters, derived from the invocation id: a redelivery gets the same name (409)."""
+    service = _DNS.sub("-", invocation.service.lower()).strip("-")[:39]
+    return f"{service}-{invocation.id[:23]}"
+
+
+def script_configmap_name(service: ServiceSpec) -> str:
+    return f"oscar-script-{service.name}-{service.version[:10]}"
+
+
+def secrets_name(service: ServiceSpec) -> str:
+    return f"oscar-secrets-{service.name}-{service.version[:10]}"
+
+
+def script_configmap(service: ServiceSpec, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": script_configmap_name(service), "namespace": namespace,
+                     "labels": {LABEL_MANAGED: MANAGED_BY, LABEL_SERVICE: service.name},
+                     "annotations": {ANNOTATION_VERSION: service.version}},
+        "data": {"script.sh": service.script},
+    }
+
+
+def secrets_object(service: ServiceSpec, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": secrets_name(service), "namespace": namespace,
+                     "labels": {LABEL_MANAGED: MANAGED_BY, LABEL_SERVICE: service.name}},
+        "stringData": dict(service.secrets),
+    }
+
+
+def _resources(service: ServiceSpec) -> dict[str, Any]:
+    amounts: dict[str, str] = {"cpu": service.cpu, "memory": service.memory}
+    if service.ephemeral_storage:
+        amounts["ephemeral-storage"] = service.ephemeral_storage
+    limits: dict[str, str] = dict(amounts)
+    if service.gpus:
+        limits["nvidia.com/gpu"] = str(service.gpus)
+    return {"requests": amounts, "limits": limits}
+
+
+def _env(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+_HELPER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+_HELPER_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+
+
+def build_job(
+    invocation: Invocation,
+    service: ServiceSpec,
+    namespace: str,
+    helper_image: str,
+    storage_secret: str,
+) -> dict[str, Any]:
+    event = invocation.event
+    input_file = f"{INPUT_DIR}/{input_file_name(event)}"
+    labels = {
+        **service.labels,
+        LABEL_MANAGED: MANAGED_BY,
+        LABEL_SERVICE: service.name,
+        LABEL_INVOCATION: invocation.id,
+        LABEL_EVENT: event.id,
+    }
+    annotations = {
+        **service.annotations,
+        ANNOTATION_VERSION: service.version,
+        ANNOTATION_EVENT_TIME: event.time,
+        ANNOTATION_RECEIVED_AT: event.received_at or event.time,
+        ANNOTATION_OBJECT: f"{event.storage}/{event.path}",
+    }
+    script_env = dict(service.variables)
+    if service.log_level:
+        script_env.setdefault("LOG_LEVEL", service.log_level)
+    script_env.update(contract_variables(event, input_file, INPUT_DIR, OUTPUT_DIR))
+    helper_env = {
+        "OSCAR_STREAM_CONFIG": HELPER_CONFIG,
+        "OSCAR_STREAM_INVOCATION": invocation.to_json().decode(),
+        "OSCAR_STREAM_OUTPUTS": orjson.dumps([o.__dict__ for o in service.outputs]).decode(),
+    }
+    work_mount = {"name": "work", "mountPath": WORK}
+    helper_mounts = [work_mount, {"name": "storage", "mountPath": "/etc/oscar-stream", "readOnly": True},
+                     {"name": "tmp", "mountPath": "/tmp"}]
+    script_container: dict[str, Any] = {
+        "name": "script",
+        "image": service.image,
+        "command": ["/bin/sh", SCRIPT_PATH],
+        "workingDir": WORK,
+        "env": _env(script_env),
+        "resources": _resources(service),
+        "volumeMounts": [work_mount, {"name": "script", "mountPath": f"{WORK}/script", "readOnly": True}],
+    }
+    if service.secrets:
+        script_container["envFrom"] = [{"secretRef": {"name": secrets_name(service)}}]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "initContainers": [
+            {"name": "fetch", "image": helper_image, "args": ["job", "fetch"], "env": _env(helper_env),
+             "volumeMounts": helper_mounts, "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES},
+            script_container,
+        ],
+        "containers": [
+            {"name": "upload", "image": helper_image, "args": ["job", "upload"], "env": _env(helper_env),
+             "volumeMounts": helper_mounts, "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES,
+             "terminationMessagePolicy": "File"},
+        ],
+        "volumes": [
+            {"name": "work", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            {"name": "script", "configMap": {"name": script_configmap_name(service), "defaultMode": 0o555}},
+            {"name": "storage", "secret": {"secretName": storage_secret}},
+        ],
+    }
+    if service.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in service.image_pull_secrets]
+    spec: dict[str, Any] = {
+        "backoffLimit": service.retries,
+        "ttlSecondsAfterFinished": service.ttl_s,
+        "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+    }
+    if service.timeout_s:
+        spec["activeDeadlineSeconds"] = service.timeout_s
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(invocation), "namespace": namespace, "labels": labels,
+                     "annotations": annotations},
+        "spec": spec,
+    }

@@ -1,0 +1,306 @@
+"""KubernetesExecutor: one batch/v1 Job per invocation through kubernetes-asyncio.
+
+* Launch = create the Job (its name comes from the invocation id): 409 AlreadyExists means "already launched".
+* 429, 5xx and timeouts are retried with exponential backoff and jitter; any other refusal (422 invalid spec,
+  403, 404) becomes a failed result with the server's message, without a retry loop.
+* One shared watch over the namespace's oscar-stream Jobs (label selector) turns Complete/Failed Jobs into
+  results, re-listing on 410 Gone. After a restart the list adopts running Jobs (they count against the
+  service's limit) and publishes results not published yet (marked by an annotation on the Job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from typing import Any
+
+import orjson
+import yaml
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from oscar_stream import metrics
+from oscar_stream.config import Settings
+from oscar_stream.launch import job_spec
+from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
+from oscar_stream.launch.results import Result
+from oscar_stream.normalize.canonical import rfc3339
+from oscar_stream.route.model import Invocation, ServiceSpec
+from oscar_stream.storage.base import StoredObject
+
+log = logging.getLogger(__name__)
+RETRIABLE = {429, 500, 502, 503, 504}
+
+
+class RateLimiter:
+    """A token bucket shared by every API call of this executor."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def storage_secret(settings: Settings, namespace: str) -> dict[str, Any]:
+    """The helper's configuration (storage endpoints and credentials), named by content so rotation is safe."""
+    storages = [
+        {**s.model_dump(mode="json", exclude={"secret_key", "password"}),
+         **({"secret_key": s.secret_key.get_secret_value()} if s.secret_key else {}),
+         **({"password": s.password.get_secret_value()} if s.password else {})}
+        for s in settings.storages
+    ]
+    document = yaml.safe_dump({"storages": storages}, sort_keys=True)
+    digest = hashlib.blake2b(document.encode(), digest_size=5).hexdigest()
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": f"oscar-stream-storage-{digest}", "namespace": namespace,
+                     "labels": {job_spec.LABEL_MANAGED: job_spec.MANAGED_BY}},
+        "stringData": {"storage.yaml": document},
+    }
+
+
+def _finished(job: Any) -> tuple[str, str | None, Any] | None:
+    """("succeeded"|"failed", reason, time) when the Job has finished."""
+    for condition in (job.status.conditions or []) if job.status else []:
+        if condition.status != "True":
+            continue
+        if condition.type == "Complete":
+            return "succeeded", None, condition.last_transition_time
+        if condition.type == "Failed":
+            return "failed", f"{condition.reason}: {condition.message}", condition.last_transition_time
+    return None
+
+
+def _time(value: Any) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+class KubernetesExecutor(Executor):
+    kind = "kubernetes"
+
+    def __init__(self, sink: ResultSink, limiter: Limiter, settings: Settings) -> None:
+        super().__init__(sink, limiter)
+        self.settings = settings
+        self.namespace = settings.kubernetes.namespace
+        self.rate = RateLimiter(settings.kubernetes.max_requests_per_second)
+        self.api: client.ApiClient | None = None
+        self._permits: dict[str, Permit] = {}
+        self._published: set[str] = set()
+        self._ensured: set[str] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self.synced = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sink: ResultSink, limiter: Limiter) -> KubernetesExecutor:
+        return cls(sink, limiter, settings)
+
+    async def start(self) -> None:
+        configuration = client.Configuration()
+        k8s = self.settings.kubernetes
+        if k8s.kubeconfig is None:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            await config.load_kube_config(config_file=str(k8s.kubeconfig), context=k8s.context,
+                                          client_configuration=configuration)
+        self.api = client.ApiClient(configuration)
+        self._storage_secret = storage_secret(self.settings, self.namespace)
+        self._watcher = asyncio.ensure_future(self._watch_forever())
+        await self.synced.wait()
+
+    async def stop(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.api:
+            await self.api.close()
+
+    # --- API calls with retries --------------------------------------------------------------------------
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        attempt = 0
+        while True:
+            await self.rate.wait()
+            try:
+                return await fn(*args, _request_timeout=30, **kwargs)
+            except ApiException as err:
+                if err.status not in RETRIABLE or attempt >= 8:
+                    raise
+                retry_after = err.headers.get("Retry-After") if err.headers else None
+                delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+            except (TimeoutError, OSError) as err:  # aiohttp client errors are OSErrors
+                if attempt >= 8:
+                    raise
+                log.warning("%s: %s; retrying", what, err)
+                delay = None
+            attempt += 1
+            await asyncio.sleep(delay if delay is not None else min(30.0, 0.2 * 2**attempt) * random.uniform(0.5, 1))
+
+    async def _ensure(self, body: dict[str, Any]) -> None:
+        """Create a ConfigMap/Secret once per name (409: somebody created it already)."""
+        name = body["metadata"]["name"]
+        if name in self._ensured:
+            return
+        core = client.CoreV1Api(self.api)
+        create = core.create_namespaced_config_map if body["kind"] == "ConfigMap" else core.create_namespaced_secret
+        try:
+            await self._call(f"create {body['kind']} {name}", create, self.namespace, body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+        self._ensured.add(name)
+
+    # --- launch ------------------------------------------------------------------------------------------
+
+    async def launch(self, invocation: Invocation, service: ServiceSpec, permit: Permit) -> None:
+        name = job_spec.job_name(invocation)
+        labels = (service.name, self.kind)
+        body = job_spec.build_job(invocation, service, self.namespace, self.settings.kubernetes.helper_image,
+                                  self._storage_secret["metadata"]["name"])
+        try:
+            await self._ensure(self._storage_secret)
+            await self._ensure(job_spec.script_configmap(service, self.namespace))
+            if service.secrets:
+                await self._ensure(job_spec.secrets_object(service, self.namespace))
+            self._permits[name] = permit
+            await self._call(f"create Job {name}", client.BatchV1Api(self.api).create_namespaced_job,
+                             self.namespace, body)
+        except ApiException as err:
+            self._permits.pop(name, None)
+            permit.release()
+            if err.status == 409:
+                metrics.JOBS_DUPLICATE.labels(*labels).inc()
+                return
+            reason = _api_reason(err)
+            log.error("Kubernetes refused Job %s for %s: %s", name, service.name, reason)
+            metrics.JOBS_FAILED.labels(*labels).inc()
+            await self.sink(Result.failed(invocation, self.kind, f"Kubernetes refused the Job: {reason}",
+                                          job=name))
+            return
+        except BaseException:
+            self._permits.pop(name, None)
+            permit.release()
+            raise
+        metrics.JOBS_LAUNCHED.labels(*labels).inc()
+        metrics.JOBS_ACTIVE.labels(*labels).inc()
+
+    # --- the watch ---------------------------------------------------------------------------------------
+
+    async def _watch_forever(self) -> None:
+        batch = client.BatchV1Api(self.api)
+        while True:
+            try:
+                listing = await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
+                                           label_selector=job_spec.SELECTOR)
+                for job in listing.items:
+                    await self._observe(job, initial=True)
+                self.synced.set()
+                version = listing.metadata.resource_version
+                stream = watch.Watch()
+                async with stream:
+                    async for change in stream.stream(batch.list_namespaced_job, self.namespace,
+                                                      label_selector=job_spec.SELECTOR, resource_version=version,
+                                                      allow_watch_bookmarks=True, timeout_seconds=300):
+                        if change["type"] == "DELETED":
+                            self._forget(change["object"])
+                        elif change["type"] in ("ADDED", "MODIFIED"):
+                            await self._observe(change["object"], initial=False)
+            except ApiException as err:
+                if err.status == 410:
+                    log.info("Job watch expired (410 Gone); listing again")
+                    continue
+                log.warning("Job watch failed (%s); retrying", _api_reason(err))
+                await asyncio.sleep(1)
+            except (TimeoutError, OSError) as err:
+                log.warning("Job watch interrupted (%s); retrying", err)
+                await asyncio.sleep(1)
+            except Exception:
+                # e.g. Kafka unavailable while publishing a result: the Job is not annotated as published,
+                # so the next listing handles it again.
+                log.exception("handling a Job change failed; listing again in 2s")
+                await asyncio.sleep(2)
+
+    def _forget(self, job: Any) -> None:
+        name = job.metadata.name
+        self._published.discard(name)
+        permit = self._permits.pop(name, None)
+        if permit:
+            permit.release()
+
+    async def _observe(self, job: Any, initial: bool) -> None:
+        name = job.metadata.name
+        labels = job.metadata.labels or {}
+        annotations = job.metadata.annotations or {}
+        service = labels.get(job_spec.LABEL_SERVICE, "unknown")
+        finished = _finished(job)
+        if finished is None:
+            if initial and name not in self._permits:
+                self._permits[name] = self.limiter.adopt(service)
+                metrics.JOBS_ACTIVE.labels(service, self.kind).inc()
+            return
+        if name in self._published or annotations.get(job_spec.ANNOTATION_PUBLISHED) == "true":
+            self._published.add(name)
+            return
+        status, reason, finished_at = finished
+        result = Result(
+            invocation_id=labels.get(job_spec.LABEL_INVOCATION, ""),
+            service=service,
+            event_id=labels.get(job_spec.LABEL_EVENT, ""),
+            status=status,  # type: ignore[arg-type]
+            executor=self.kind,
+            reason=reason,
+            job=name,
+            logs=f"kubectl logs -n {self.namespace} job/{name} -c script",
+            started_at=_time(job.status.start_time),
+            finished_at=_time(job.status.completion_time or finished_at),
+            event_time=annotations.get(job_spec.ANNOTATION_EVENT_TIME),
+            outputs=await self._outputs(name) if status == "succeeded" else [],
+        )
+        await self.sink(result)
+        self._published.add(name)
+        permit = self._permits.pop(name, None)
+        if permit is not None:
+            permit.release()
+            metrics.JOBS_ACTIVE.labels(service, self.kind).dec()
+        (metrics.JOBS_SUCCEEDED if status == "succeeded" else metrics.JOBS_FAILED).labels(service, self.kind).inc()
+        if job.status.start_time is not None and result.finished_at:
+            started = job.status.start_time.timestamp()
+            ended = (job.status.completion_time or finished_at or job.status.start_time).timestamp()
+            metrics.JOB_DURATION.labels(service, self.kind).observe(max(0.0, ended - started))
+        with contextlib.suppress(ApiException):
+            await self._call(f"annotate Job {name}", client.BatchV1Api(self.api).patch_namespaced_job, name,
+                             self.namespace, {"metadata": {"annotations": {job_spec.ANNOTATION_PUBLISHED: "true"}}})
+
+    async def _outputs(self, name: str) -> list[StoredObject]:
+        """What the upload container reported in its termination message."""
+        pods = await self._call("list pods", client.CoreV1Api(self.api).list_namespaced_pod, self.namespace,
+                                label_selector=f"job-name={name}")
+        for pod in pods.items:
+            for status in (pod.status.container_statuses or []) if pod.status else []:
+                terminated = status.state.terminated if status.state else None
+                if status.name == "upload" and terminated and terminated.exit_code == 0 and terminated.message:
+                    try:
+                        return [StoredObject(*row) for row in orjson.loads(terminated.message)]
+                    except (orjson.JSONDecodeError, TypeError):
+                        log.warning("Job %s: unreadable output report %r", name, terminated.message[:200])
+        return []
+
+
+def _api_reason(err: ApiException) -> str:
+    try:
+        body = orjson.loads(err.body or b"")
+        return f"{err.status} {body.get('reason', '')}: {body.get('message', '')}".strip()
+    except (orjson.JSONDecodeError, TypeError, AttributeError):
+        return f"{err.status} {err.reason}"
