@@ -16,12 +16,12 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings, SourceSettings
 from oscar_stream.ingest.sse import SseMessage, SseParser
-from oscar_stream.kafka.clients import consumer
+from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.normalize.canonical import now_rfc3339
 from oscar_stream.normalize.dispatch import (
     H_DCACHE_CHANNEL,
@@ -48,13 +48,13 @@ class ChannelState:
     last_id: str | None = None
 
 
-def _auth(source: SourceSettings) -> tuple[aiohttp.BasicAuth | None, dict[str, str]]:
+def _auth_headers(source: SourceSettings) -> dict[str, str]:
     if source.bearer_token is not None:
-        return None, {"Authorization": f"Bearer {source.bearer_token.get_secret_value()}"}
+        return {"Authorization": f"Bearer {source.bearer_token.get_secret_value()}"}
     if source.username:
         password = source.password.get_secret_value() if source.password else ""
-        return aiohttp.BasicAuth(source.username, password), {}
-    return None, {}
+        return {"Authorization": aiohttp.encode_basic_auth(source.username, password)}
+    return {}
 
 
 class DcacheWatcher:
@@ -121,7 +121,7 @@ class DcacheWatcher:
         reader = consumer(self.kafka, group_id=None)
         await reader.start()
         try:
-            partitions = [TopicPartition(self.topic, p) for p in reader.partitions_for_topic(self.topic) or {0}]
+            partitions = await all_partitions(self.kafka, self.topic)
             reader.assign(partitions)
             ends = await reader.end_offsets(partitions)
             best: int | None = None
@@ -185,9 +185,8 @@ class DcacheWatcher:
                     await self._publish(state, message)
 
     async def run(self) -> None:
-        auth, extra_headers = _auth(self.source)
         connector = aiohttp.TCPConnector(ssl=self.source.verify_tls)
-        async with aiohttp.ClientSession(auth=auth, headers=extra_headers, connector=connector) as http:
+        async with aiohttp.ClientSession(headers=_auth_headers(self.source), connector=connector) as http:
             attempt = 0
             while True:
                 try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from oscar_stream.config import KafkaSettings
 
@@ -46,6 +47,20 @@ def consumer(kafka: KafkaSettings, *topics: str, group_id: str | None, **overrid
         **overrides,
     }
     return AIOKafkaConsumer(*topics, **options)
+
+
+async def all_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, asked of the broker (a consumer without a subscription knows none)."""
+    client = admin(kafka)
+    await client.start()
+    try:
+        [described] = await client.describe_topics([topic])
+    finally:
+        await client.close()
+    if described.get("error_code") or not described.get("partitions"):
+        raise KafkaError(f"topic {topic} does not exist; run: oscar-stream topics apply")
+    return [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"],
+                                                                    key=lambda p: p["partition"])]
 
 
 def admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:

@@ -7,11 +7,10 @@ import asyncio
 import logging
 
 import orjson
-from aiokafka import TopicPartition
 
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings
-from oscar_stream.kafka.clients import consumer
+from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import ServiceSpec
 
@@ -51,8 +50,7 @@ class ServicesTable:
         reader = consumer(self._kafka, group_id=None, enable_auto_commit=False)
         await reader.start()
         try:
-            partitions = [TopicPartition(self._topic, p) for p in sorted(reader.partitions_for_topic(self._topic)
-                                                                         or {0})]
+            partitions = await all_partitions(self._kafka, self._topic)
             reader.assign(partitions)
             await reader.seek_to_beginning(*partitions)
             end = await reader.end_offsets(partitions)

@@ -19,17 +19,16 @@ class WebDavStore:
     def __init__(self, settings: StorageSettings) -> None:
         self.storage_id = settings.id
         self._base = settings.endpoint.rstrip("/")
-        self._auth = (
-            aiohttp.BasicAuth(settings.username, settings.password.get_secret_value() if settings.password else "")
-            if settings.username else None
-        )
+        password = settings.password.get_secret_value() if settings.password else ""
+        self._headers = {"Authorization": aiohttp.encode_basic_auth(settings.username, password)} if (
+            settings.username) else {}
         self._ssl = settings.verify_tls
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=aiohttp.ClientTimeout(total=None,
-                                                                                               sock_read=300))
+            self._session = aiohttp.ClientSession(headers=self._headers,
+                                                  timeout=aiohttp.ClientTimeout(total=None, sock_read=300))
         return self._session
 
     def _url(self, key: str) -> str:
