@@ -139,8 +139,7 @@ class StackSettings(_Section):
 class WorkerSettings(_Section):
     executor: Literal["local", "kubernetes"] = "local"
     work_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "oscar-stream/runs")
-    batch_size: int = Field(default=500, ge=1)
-    batch_window_s: float = Field(default=0.02, gt=0)
+    max_in_flight: int = Field(default=2000, ge=1, description="records produced but not yet acknowledged")
 
 
 class Settings(BaseSettings):

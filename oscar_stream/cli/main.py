@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from oscar_stream import __version__
+from oscar_stream.cli.demo_cmd import demo
 from oscar_stream.cli.events_cmd import events_group
 from oscar_stream.cli.ingest_cmd import dcache_watch, gateway
 from oscar_stream.cli.job_cmd import job_group
@@ -27,7 +28,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 for command in (stack_group, topics_group, events_group, validate, apply, services_group, route, worker, gateway,
-                dcache_watch, job_group):
+                dcache_watch, job_group, demo):
     cli.add_command(command)
 
 

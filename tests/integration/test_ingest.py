@@ -67,7 +67,8 @@ async def test_upload_to_versitygw_through_gateway_to_canonical_events(
     token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
     worker = CliProcess(config_file, "worker", "--roles", "normalize", log=tmp_path / "worker.log")
     # versitygw's webhook sends no auth header: the token goes in the URL.
-    gw, store = _versitygw(stack, settings, tmp_path, S3Notify(webhook_url=f"{url}/webhook/minio.default?token={token}"))
+    hook = S3Notify(webhook_url=f"{url}/webhook/minio.default?token={token}")
+    gw, store = _versitygw(stack, settings, tmp_path, hook)
     try:
         keys = ["raw/night 1/frame+1.fits", "raw/ñandú.fits"]
         await _upload(store, tmp_path, "telescope", keys)

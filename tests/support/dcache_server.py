@@ -69,7 +69,7 @@ class DcacheServer:
             for stream in list(channel.streams):
                 if stream.prepared:
                     stream.force_close()
-                    transport = stream._req.transport if stream._req else None  # noqa: SLF001
+                    transport = stream._req.transport if stream._req else None
                     if transport is not None:
                         transport.close()
             channel.streams.clear()
@@ -158,7 +158,7 @@ class DcacheServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 

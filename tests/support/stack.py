@@ -36,7 +36,7 @@ def test_config(stack: Stack, work: Path, **extra: Any) -> dict[str, Any]:
         "sources": [{"id": S3_SOURCE, "kind": "s3", "key_encoding": "raw", "token": f"tok-{prefix}"}],
         "storages": [{"id": S3_SOURCE, "kind": "s3", "endpoint": f"http://127.0.0.1:{s.s3_port}",
                       "access_key": s.s3_access_key, "secret_key": s.s3_secret_key.get_secret_value()}],
-        "worker": {"work_dir": str(work / "runs"), "batch_window_s": 0.01},
+        "worker": {"work_dir": str(work / "runs")},
         "stack": {"state_dir": str(s.state_dir), "cache_dir": str(s.cache_dir)},
     }
     for key, value in extra.items():
