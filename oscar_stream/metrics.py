@@ -85,6 +85,15 @@ DCACHE_EVENTS_LOST = Counter(
 DCACHE_RECONNECTS = Counter(
     "oscar_stream_dcache_reconnects", "dCache SSE reconnections", ["source"], registry=REGISTRY
 )
+PER_SERVICE_JOB_METRICS = (JOBS_LAUNCHED, JOBS_DUPLICATE, JOBS_SUCCEEDED, JOBS_FAILED, JOBS_RETRIED, JOBS_ACTIVE)
+
+
+def initialize_service(service: str, executor: str) -> None:
+    """Create a service's series at 0, so the first increments show up in rate() and increase()."""
+    for metric in PER_SERVICE_JOB_METRICS:
+        metric.labels(service, executor)
+
+
 SERVICES_LOADED = Gauge(
     "oscar_stream_services", "Services in the routing table of this worker", registry=REGISTRY
 )

@@ -12,11 +12,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
+from oscar_stream import metrics
 from oscar_stream.config import Settings
 from oscar_stream.launch.agent import register_launch
 from oscar_stream.launch.executor import Executor
 from oscar_stream.normalize.agent import register_normalize
+from oscar_stream.observe.lag import group_lag
 from oscar_stream.observe.worker_pages import register_pages
 from oscar_stream.route.agent import register_route
 from oscar_stream.route.services_table import ServicesTable
@@ -91,4 +94,15 @@ def build_worker(
     if "launch" in chosen:
         register_launch(ctx, executor_factory)
     register_pages(ctx)
+
+    @app.timer(5.0)
+    async def export_lag() -> None:
+        try:
+            lag = await group_lag(settings.kafka, settings.app_id)
+        except KafkaError as err:
+            log.warning("could not measure consumer lag: %s", err)
+            return
+        for topic, records in lag.items():
+            metrics.CONSUMER_LAG.labels(topic, settings.app_id).set(records)
+
     return ctx

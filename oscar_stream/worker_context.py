@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import faust
 from aiokafka.structs import RecordMetadata
 
+from oscar_stream import metrics
 from oscar_stream.config import Settings
 from oscar_stream.kafka.topics_admin import desired_topics
 from oscar_stream.launch.executor import Executor, Limiter, ResultSink
@@ -54,5 +55,7 @@ class WorkerContext:
                 for e in output_events(result)
             ]
             await self.send_all(records)
+            if result.outputs:
+                metrics.OUTPUTS_PUBLISHED.labels(result.service).inc(len(result.outputs))
 
         return publish

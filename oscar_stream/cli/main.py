@@ -13,6 +13,7 @@ from oscar_stream.cli.ingest_cmd import dcache_watch, gateway
 from oscar_stream.cli.job_cmd import job_group
 from oscar_stream.cli.pipeline_cmd import apply, route, services_group, validate
 from oscar_stream.cli.stack_cmd import stack_group
+from oscar_stream.cli.top_cmd import top
 from oscar_stream.cli.topics_cmd import topics_group
 from oscar_stream.cli.worker_cmd import worker
 
@@ -28,7 +29,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 for command in (stack_group, topics_group, events_group, validate, apply, services_group, route, worker, gateway,
-                dcache_watch, job_group, demo):
+                dcache_watch, job_group, demo, top):
     cli.add_command(command)
 
 

@@ -53,6 +53,7 @@ def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContex
     app, names = ctx.app, ctx.names
     executor = (executor_factory or default_executor)(ctx)
     ctx.executor = executor
+    ctx.services.on_service.append(lambda service: metrics.initialize_service(service.name, executor.kind))
     invocations = byte_topic(app, names.invocations)
     finished = app.Table("oscar-launched", default=None, key_type=str, value_type=str,
                          partitions=ctx.partitions(names.invocations),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import orjson
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 class ServicesTable:
     def __init__(self, kafka: KafkaSettings, topic: str, local_cluster: str | None = None) -> None:
+        self.on_service: list[Callable[[ServiceSpec], None]] = []
         self._kafka = kafka
         self._topic = topic
         self._local_cluster = local_cluster
@@ -41,6 +43,8 @@ class ServicesTable:
                 return
             if self.is_local(service):
                 self.index.put(service)
+                for callback in self.on_service:
+                    callback(service)
             else:
                 self.index.remove(service.name)
         self.updates += 1

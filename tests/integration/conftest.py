@@ -7,7 +7,7 @@ import pytest
 
 from oscar_stream.config import Settings
 from oscar_stream.stack.stack import Stack
-from tests.support.stack import ensure_stack, test_config, write_config
+from tests.support.stack import ensure_stack, isolated_config, write_config
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def kube_stack(stack: Stack) -> Stack:
 
 @pytest.fixture
 def config(stack: Stack, tmp_path: Path) -> dict[str, Any]:
-    return test_config(stack, tmp_path)
+    return isolated_config(stack, tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from oscar_stream.config import Settings
-from oscar_stream.kafka.clients import consumer, reliable_producer
+from oscar_stream.kafka.clients import all_partitions, consumer, reliable_producer
 
 
 async def read_records(settings: Settings, topic: str, count: int, timeout_s: float = 30.0,
@@ -44,3 +44,25 @@ async def produce(settings: Settings, topic: str, values: list[bytes], key: byte
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` up to its end at the time of the call."""
+    reader: AIOKafkaConsumer = consumer(settings.kafka, group_id=None)
+    await reader.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        partitions = await all_partitions(settings.kafka, topic)
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        ends = await reader.end_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batch = await reader.getmany(timeout_ms=500)
+            for tp, messages in batch.items():
+                records += messages
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await reader.stop()
+    return records

@@ -26,7 +26,7 @@ def ensure_stack(components: tuple[str, ...]) -> Stack:
     return stack
 
 
-def test_config(stack: Stack, work: Path, **extra: Any) -> dict[str, Any]:
+def isolated_config(stack: Stack, work: Path, **extra: Any) -> dict[str, Any]:
     """A configuration for one test: its own topic prefix and consumer group, the stack's servers."""
     s = stack.settings.stack
     prefix = f"t{uuid.uuid4().hex[:10]}"
