@@ -102,6 +102,18 @@ class GatewaySettings(_Section):
     port: int = Field(default=18470, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     kafka_timeout_s: float = Field(default=10.0, gt=0)
+    cluster_token: SecretStr | None = Field(
+        default=None, description="token other clusters present to POST /v1/events (cross-cluster pipelines)"
+    )
+
+
+class ClusterSettings(_Section):
+    """Another cluster running oscar-stream: events for its services are forwarded to its gateway."""
+
+    id: str
+    gateway_url: str = Field(description="base URL of the remote oscar-stream gateway")
+    token: SecretStr = Field(description="the remote gateway's cluster_token")
+    verify_tls: bool = True
 
 
 class MetricsSettings(_Section):
@@ -157,13 +169,14 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    clusters: list[ClusterSettings] = Field(default_factory=list)
     stack: StackSettings = Field(default_factory=StackSettings)
     topics_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("OSCAR_STREAM_TOPICS_DIR") or _REPO_TOPICS),
         description="folder of topic declarations (the repository's topics/)",
     )
 
-    @field_validator("sources", "storages")
+    @field_validator("sources", "storages", "clusters")
     @classmethod
     def _unique_ids(cls, items: list[Any]) -> list[Any]:
         seen: set[str] = set()
@@ -175,6 +188,9 @@ class Settings(BaseSettings):
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)
+
+    def cluster(self, cluster_id: str) -> ClusterSettings | None:
+        return next((c for c in self.clusters if c.id == cluster_id), None)
 
     def storage(self, storage_id: str) -> StorageSettings | None:
         return next((s for s in self.storages if s.id == storage_id), None)

@@ -94,6 +94,10 @@ def initialize_service(service: str, executor: str) -> None:
         metric.labels(service, executor)
 
 
+EVENTS_FORWARDED = Counter(
+    "oscar_stream_events_forwarded", "Events forwarded to the cluster of a remote service", ["cluster", "status"],
+    registry=REGISTRY,
+)
 SERVICES_LOADED = Gauge(
     "oscar_stream_services", "Services in the routing table of this worker", registry=REGISTRY
 )

@@ -27,7 +27,7 @@ def _logging(level: str) -> None:
 def gateway(ctx: click.Context, loglevel: str) -> None:
     """Receive store webhooks (POST /webhook/<source id>) and write them to Kafka."""
     settings = settings_from(ctx)
-    if not any(s.kind == "s3" and s.token for s in settings.sources):
+    if not any(s.kind == "s3" and s.token for s in settings.sources) and settings.gateway.cluster_token is None:
         raise UserFacingError("no S3 source with a 'token' is configured; the gateway accepts no anonymous "
                               "writes. Add sources: [{id: minio.default, kind: s3, token: ...}]")
     _logging(loglevel)

@@ -25,8 +25,9 @@ from aiokafka.errors import KafkaError
 from oscar_stream import metrics
 from oscar_stream.config import Settings, SourceSettings
 from oscar_stream.kafka.clients import reliable_producer
-from oscar_stream.normalize.canonical import now_rfc3339
+from oscar_stream.normalize.canonical import InvalidEvent, StorageEvent, now_rfc3339
 from oscar_stream.normalize.dispatch import H_RECEIVED_AT, H_SOURCE, H_TRANSPORT
+from oscar_stream.normalize.records import CLOUDEVENTS_HEADERS
 from oscar_stream.observe.http import observability_routes
 from oscar_stream.topics import TopicNames
 
@@ -157,11 +158,38 @@ def create_gateway(settings: Settings, producer_factory: Callable[[], AIOKafkaPr
         metrics.EVENTS_RECEIVED.labels(source_id, "webhook").inc()
         return _reply(200, "accepted", partition=metadata.partition, offset=metadata.offset)
 
+    async def peer_event(request: web.Request) -> web.Response:
+        """A canonical event forwarded by another cluster's oscar-stream, for a service of this cluster."""
+        token = settings.gateway.cluster_token
+        header = request.headers.get("Authorization", "")
+        offered = header[7:] if header.startswith("Bearer ") else ""
+        if token is None or not hmac.compare_digest(offered.encode(), token.get_secret_value().encode()):
+            return _reply(401, "missing or wrong cluster token")
+        try:
+            event = StorageEvent.from_json(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return _reply(413, f"body is over the limit of {limit} bytes")
+        except InvalidEvent as err:
+            return _reply(400, f"not a canonical event: {err}")
+        link = request.app[LINK_KEY]
+        if not link.started.is_set():
+            return _unavailable()
+        try:
+            await asyncio.wait_for(
+                link.producer.send_and_wait(names.events, event.to_json(), key=event.partition_key,
+                                            headers=list(CLOUDEVENTS_HEADERS)),
+                settings.gateway.kafka_timeout_s)
+        except (KafkaError, TimeoutError):
+            return _unavailable()
+        metrics.EVENTS_RECEIVED.labels(event.storage, "cluster").inc()
+        return _reply(200, "accepted", id=event.id)
+
     def ready() -> bool:
         link = app.get(LINK_KEY)
         return link is not None and link.started.is_set() and bool(link.producer.client.cluster.brokers())
 
     app.router.add_post("/webhook/{source}", webhook)
+    app.router.add_post("/v1/events", peer_event)
     observability_routes(app, ready)
     return app
 

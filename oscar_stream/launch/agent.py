@@ -21,6 +21,7 @@ from oscar_stream.deadletter import Origin, deadletter_record, reason_label
 from oscar_stream.kafka.faust_topics import byte_topic
 from oscar_stream.launch.executor import Executor
 from oscar_stream.launch.local import LocalExecutor
+from oscar_stream.launch.remote import RemoteForwarder
 from oscar_stream.launch.results import Result
 from oscar_stream.normalize.canonical import InvalidEvent, age_seconds
 from oscar_stream.normalize.records import OutRecord
@@ -52,6 +53,7 @@ def _forget(in_flight: dict[str, asyncio.Task[None]], key: str, _task: asyncio.T
 def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContext], Executor] | None) -> None:
     app, names = ctx.app, ctx.names
     executor = (executor_factory or default_executor)(ctx)
+    forwarder = RemoteForwarder(ctx.result_sink(), ctx.limiter, ctx.settings)
     ctx.executor = executor
     ctx.services.on_service.append(lambda service: metrics.initialize_service(service.name, executor.kind))
     invocations = byte_topic(app, names.invocations)
@@ -77,7 +79,10 @@ def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContex
         try:
             metrics.UPLOAD_TO_LAUNCH.labels(service.name, executor.kind).observe(
                 age_seconds(invocation.event.received_at or invocation.event.time))
-            await executor.launch(invocation, service, permit)
+            if not ctx.services.is_local(service):
+                await forwarder.launch(invocation, service, permit)
+            else:
+                await executor.launch(invocation, service, permit)
             if executor.kind == "local":
                 finished[invocation.id] = DONE
         except Exception:

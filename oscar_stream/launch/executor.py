@@ -58,7 +58,7 @@ class Limiter:
 
 
 class Executor(ABC):
-    kind: Literal["local", "kubernetes"]
+    kind: Literal["local", "kubernetes", "remote"]
 
     def __init__(self, sink: ResultSink, limiter: Limiter) -> None:
         self.sink = sink

@@ -18,7 +18,7 @@ class Result:
     service: str
     event_id: str
     status: Literal["succeeded", "failed"]
-    executor: Literal["local", "kubernetes"]
+    executor: Literal["local", "kubernetes", "remote"]
     reason: str | None = None
     job: str | None = None
     logs: str | None = None
@@ -37,7 +37,7 @@ class Result:
         return cls(**doc)
 
     @classmethod
-    def failed(cls, invocation: Invocation, executor: Literal["local", "kubernetes"], reason: str,
+    def failed(cls, invocation: Invocation, executor: Literal["local", "kubernetes", "remote"], reason: str,
                **extra: Any) -> Result:
         return cls(invocation.id, invocation.service, invocation.event.id, "failed", executor, reason=reason,
                    finished_at=now_rfc3339(), event_time=invocation.event.time, **extra)

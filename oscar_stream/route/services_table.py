@@ -12,6 +12,7 @@ import orjson
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings
 from oscar_stream.kafka.clients import all_partitions, consumer
+from oscar_stream.route.clusters import localize
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import ServiceSpec
 
@@ -46,7 +47,7 @@ class ServicesTable:
                 for callback in self.on_service:
                     callback(service)
             else:
-                self.index.remove(service.name)
+                self.index.put(localize(service, self._local_cluster or ""))
         self.updates += 1
         metrics.SERVICES_LOADED.set(len(self.index))
 

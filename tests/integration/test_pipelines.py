@@ -1,0 +1,186 @@
+"""Routing on the real broker: live updates without a restart, chaining to ONE invocation per output, and a
+cross-cluster pipeline between two oscar-stream deployments (two clusters sharing the broker under different
+prefixes, the storage of one being reachable from the other)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from oscar_stream.config import Settings, load_settings
+from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
+from oscar_stream.route.files import load_routing_files
+from oscar_stream.route.publish import apply_services, delete_service
+from oscar_stream.stack.components.base import StackContext
+from oscar_stream.stack.components.versitygw import S3Notify, start_versitygw
+from oscar_stream.stack.process import free_port, terminate
+from oscar_stream.stack.progress import Progress
+from oscar_stream.stack.stack import Stack
+from oscar_stream.storage.s3 import S3Store
+from oscar_stream.topics import TopicNames
+from tests.support.kafka_io import produce, read_all
+from tests.support.paths import FDL
+from tests.support.processes import CliProcess
+from tests.support.stack import isolated_config, write_config
+
+pytestmark = pytest.mark.stack
+
+
+def _event(bucket: str, key: str, etag: str = "e1", storage: str = "minio.default") -> StorageEvent:
+    return StorageEvent(id=created_object_id(storage, bucket, key, None, etag, None), type=CREATED,
+                        time="2026-01-01T00:00:00.000Z", storage=storage, kind="s3", bucket=bucket, key=key,
+                        action="s3:ObjectCreated:Put", etag=etag)
+
+
+async def _wait_records(settings: Settings, topic: str, predicate: Any, count: int, timeout_s: float = 60
+                        ) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        found = [r for r in (orjson.loads(x.value) for x in await read_all(settings, topic)) if predicate(r)]
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
+TABLE_V1 = """\
+version: oscar-stream/v1
+services:
+  - {name: live-a, image: i, script_inline: "true", input: [{storage_provider: minio, path: live/in}]}
+"""
+TABLE_V2 = """\
+version: oscar-stream/v1
+services:
+  - {name: live-b, image: i, script_inline: "true", input: [{storage_provider: minio, path: live/in}]}
+"""
+
+
+async def test_applying_a_table_changes_routing_in_a_running_worker(
+        settings: Settings, config_file: Path, tmp_path: Path) -> None:
+    await apply_topics(settings)
+    names = TopicNames(settings.kafka.topic_prefix)
+    (tmp_path / "v1.yaml").write_text(TABLE_V1)
+    (tmp_path / "v2.yaml").write_text(TABLE_V2)
+    await apply_services(settings, load_routing_files([tmp_path / "v1.yaml"]).table.services)
+    worker = CliProcess(config_file, "worker", "--roles", "route", log=tmp_path / "worker.log")
+    try:
+        await produce(settings, names.events, [_event("live", "in/1.dat").to_json()])
+        first = await _wait_records(settings, names.invocations, lambda r: True, 1)
+        assert [r["service"] for r in first] == ["live-a"]
+        await apply_services(settings, load_routing_files([tmp_path / "v2.yaml"]).table.services)
+        assert await delete_service(settings, "live-a")
+        await asyncio.sleep(2)  # the worker reads the services topic continuously
+        await produce(settings, names.events, [_event("live", "in/2.dat").to_json()])
+        both = await _wait_records(settings, names.invocations, lambda r: True, 2)
+        assert [(r["service"], r["event"]["data"]["key"]) for r in both] == [("live-a", "in/1.dat"),
+                                                                            ("live-b", "in/2.dat")]
+        assert worker.proc.poll() is None  # same process: no restart
+    finally:
+        worker.stop()
+
+
+async def test_a_jobs_output_and_the_stores_notification_of_it_lead_to_one_invocation(
+        stack: Stack, settings: Settings, config_file: Path, tmp_path: Path) -> None:
+    """two-stage.yaml (unchanged FDL): the store notifies Kafka of detect's output, the launcher publishes it
+    too; thumbnail must run once."""
+    await apply_topics(settings)
+    names = TopicNames(settings.kafka.topic_prefix)
+    for item in FDL.iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    await apply_services(settings, load_routing_files([tmp_path / "two-stage.yaml"]).table.services)
+    ctx = StackContext(stack.settings.stack, settings.kafka.topic_prefix, Progress(quiet=True))
+    port = free_port()
+    gw = start_versitygw(ctx, "s3-chain", port, tmp_path / "buckets",
+                         S3Notify(kafka_bootstrap=settings.kafka.bootstrap_servers,
+                                  kafka_topic=names.raw("minio.default")), tmp_path / "versitygw.log")
+    config = yaml.safe_load(config_file.read_text())
+    config["storages"][0]["endpoint"] = f"http://127.0.0.1:{port}"
+    config_file.write_text(yaml.safe_dump(config))
+    store = S3Store(load_settings(config_file).storages[0])
+    worker = CliProcess(config_file, "worker", log=tmp_path / "worker.log")
+    try:
+        await store.ensure_bucket("survey")
+        image = tmp_path / "m31.fits"
+        image.write_bytes(b"SIMPLE = T" * 100)
+        await store.upload(image, "survey", "raw/m31.fits")
+        results = await _wait_records(settings, names.results, lambda r: r["service"] == "thumbnail", 1)
+        assert [r["status"] for r in results] == ["succeeded"]
+        detections = await _wait_records(settings, names.events,
+                                         lambda r: r["data"]["key"] == "detections/m31.tsv", 2)
+        producers = sorted(r["data"]["producer"] for r in detections)
+        assert producers == ["service:detect", "storage"]
+        assert len({r["id"] for r in detections}) == 1  # same object, same identity
+        await asyncio.sleep(3)
+        thumbnail_invocations = [r for r in (orjson.loads(x.value) for x in await read_all(settings, names.invocations))
+                                 if r["service"] == "thumbnail"]
+        assert len({r["id"] for r in thumbnail_invocations}) == 1
+        all_results = [r for r in (orjson.loads(x.value) for x in await read_all(settings, names.results))
+                       if r["service"] == "thumbnail"]
+        assert len(all_results) == 1  # it ran once
+        check = tmp_path / "thumb"
+        await store.download("survey", "thumbs/m31.png", check)
+        assert check.read_text() == "m31.fits\t1000\n"  # detect.sh wrote it, thumbnail.sh copied it
+    finally:
+        worker.stop()
+        await store.close()
+        terminate(gw)
+
+
+async def test_cross_cluster_pipeline(stack: Stack, tmp_path: Path) -> None:
+    """cross-cluster.yaml, unchanged, applied on two clusters: frame-filter runs on edge and writes to the
+    cloud cluster's storage; detector runs on cloud. Edge forwards the output event to cloud's gateway."""
+    for item in FDL.iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    cloud_gateway = free_port()
+    edge_config = isolated_config(stack, tmp_path / "edge", cluster_id="edge", metrics={"port": free_port()})
+    cloud_config = isolated_config(stack, tmp_path / "cloud", cluster_id="cloud", metrics={"port": free_port()},
+                                   gateway={"port": cloud_gateway, "cluster_token": "cloud-peer-token"})
+    # The edge reaches the cloud's storage as minio.cloud (here the same versitygw), and its gateway.
+    s3 = dict(edge_config["storages"][0])
+    edge_config["storages"].append({**s3, "id": "minio.cloud"})
+    edge_config["clusters"] = [{"id": "cloud", "gateway_url": f"http://127.0.0.1:{cloud_gateway}",
+                                "token": "cloud-peer-token"}]
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "cloud").mkdir()
+    edge = write_config(edge_config, tmp_path / "edge.yaml")
+    cloud = write_config(cloud_config, tmp_path / "cloud.yaml")
+    services = load_routing_files([tmp_path / "cross-cluster.yaml"]).table.services
+    for settings in (edge, cloud):
+        await apply_topics(settings)
+        await apply_services(settings, services)
+    store = S3Store(edge.storages[0])
+    await store.ensure_bucket("cameras")
+    await store.ensure_bucket("inference")
+    processes = [CliProcess(tmp_path / "edge.yaml", "worker", log=tmp_path / "edge-worker.log"),
+                 CliProcess(tmp_path / "cloud.yaml", "worker", log=tmp_path / "cloud-worker.log"),
+                 CliProcess(tmp_path / "cloud.yaml", "gateway", log=tmp_path / "cloud-gateway.log")]
+    try:
+        frame = tmp_path / "cam-1.jpg"
+        frame.write_bytes(b"\xff\xd8 frame")
+        stored = await store.upload(frame, "cameras", "frames/cam-1.jpg")
+        ignored = await store.upload(frame, "cameras", "frames/other-1.jpg")  # no cam- prefix: no job
+        edge_names, cloud_names = TopicNames(edge.kafka.topic_prefix), TopicNames(cloud.kafka.topic_prefix)
+        await produce(edge, edge_names.events, [_event("cameras", o.key, o.etag or "").to_json()
+                                                for o in (stored, ignored)])
+        cloud_results = await _wait_records(cloud, cloud_names.results, lambda r: r["service"] == "detector", 1, 90)
+        assert [r["status"] for r in cloud_results] == ["succeeded"]
+        edge_results = await _wait_records(edge, edge_names.results, lambda r: True, 2)
+        kinds = Counter((r["service"], r["executor"], r["status"]) for r in edge_results)
+        assert kinds == Counter({("frame-filter", "local", "succeeded"): 1, ("detector", "remote", "succeeded"): 1})
+        forwarded = await _wait_records(cloud, cloud_names.events, lambda r: True, 1)
+        assert forwarded[0]["data"]["storage"] == "minio.default"  # the cloud's name for its own storage
+        assert forwarded[0]["data"]["key"] == "in/cam-1.jpg" and forwarded[0]["data"]["bucket"] == "inference"
+        check = tmp_path / "check"
+        await store.download("inference", "out/cam-1.jpg", check)  # written by detector on the cloud
+        assert check.read_bytes() == b"\xff\xd8 frame"
+    finally:
+        for process in processes:
+            process.stop()
+        await store.close()

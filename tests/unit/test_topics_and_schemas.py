@@ -1,0 +1,55 @@
+"""Topic declarations load, and what the code produces matches each topic's declared JSON schema."""
+
+from __future__ import annotations
+
+import jsonschema
+import orjson
+import pytest
+
+from oscar_stream.config import Settings
+from oscar_stream.deadletter import deadletter_record
+from oscar_stream.kafka.topics_admin import desired_topics
+from oscar_stream.launch.results import Result
+from oscar_stream.normalize.s3_records import parse_s3_notification
+from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
+from oscar_stream.storage.base import StoredObject
+from oscar_stream.topics import TopicFileError, load_topic_specs
+from tests.support.paths import EVENTS, REPO
+
+
+def _schema(name: str) -> dict[str, object]:
+    schema = load_topic_specs(REPO / "topics")[name].schema_
+    assert schema is not None
+    return schema
+
+
+def test_every_topic_is_declared_once_per_source() -> None:
+    settings = Settings(sources=[{"id": "minio.default"}, {"id": "webdav.dcache", "kind": "dcache",  # type: ignore[list-item]
+                                                           "url": "https://d:3880", "subscriptions": [{"path": "/d"}]}])
+    names = sorted(desired_topics(settings))
+    assert names == ["oscar.deadletter", "oscar.events", "oscar.invocations", "oscar.raw.minio.default",
+                     "oscar.raw.webdav.dcache", "oscar.results", "oscar.services"]
+    assert desired_topics(settings)["oscar.services"].config["cleanup.policy"] == "compact"
+
+
+def test_canonical_invocation_result_and_deadletter_records_match_their_schemas() -> None:
+    [event] = parse_s3_notification((EVENTS / "minio-put.json").read_bytes(), "minio.default",
+                                    received_at="2026-01-01T00:00:00.000Z").events
+    jsonschema.validate(orjson.loads(event.to_json()), _schema("events"))
+    invocation = Invocation.create(ServiceSpec(name="s", image="i", script="x",
+                                               inputs=(InputSpec("minio.default", "telescope"),)), event)
+    jsonschema.validate(orjson.loads(invocation.to_json()), _schema("invocations"))
+    result = Result(invocation.id, "s", event.id, "succeeded", "local",
+                    outputs=[StoredObject("minio.default", "b", "k", 1, "e")])
+    jsonschema.validate(orjson.loads(result.to_json()), _schema("results"))
+    jsonschema.validate(orjson.loads(deadletter_record("normalize", "minio.default", "not JSON", b"\x00")),
+                        _schema("deadletter"))
+
+
+def test_a_broken_topic_file_names_the_file_and_field(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    (folder / "bad.yaml").write_text("name: x\ndescription: d\npartitions: 0\nkey: k\n")
+    with pytest.raises(TopicFileError, match=r"bad\.yaml: partitions: Input should be greater than or equal to 1"):
+        load_topic_specs(folder)
