@@ -151,7 +151,7 @@ class StackSettings(_Section):
 class WorkerSettings(_Section):
     executor: Literal["local", "kubernetes"] = "local"
     work_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "oscar-stream/runs")
-    max_in_flight: int = Field(default=2000, ge=1, description="records produced but not yet acknowledged")
+    batch_size: int = Field(default=2000, ge=1, description="records per batch of the normalize and route agents")
 
 
 class Settings(BaseSettings):

@@ -81,7 +81,8 @@ def build_worker(
     chosen = set(roles)
     if chosen - set(ROLES):
         raise ValueError(f"unknown role(s) {sorted(chosen - set(ROLES))}; choose from {', '.join(ROLES)}")
-    if chosen & {"route", "launch"}:
+    ctx.needs_services = bool(chosen & {"route", "launch"})
+    if ctx.needs_services:
 
         @app.task
         async def keep_services_table() -> None:
@@ -92,17 +93,19 @@ def build_worker(
     if "route" in chosen:
         register_route(ctx)
     if "launch" in chosen:
+        ctx.launches = True
         register_launch(ctx, executor_factory)
     register_pages(ctx)
 
     @app.timer(5.0)
     async def export_lag() -> None:
-        try:
-            lag = await group_lag(settings.kafka, settings.app_id)
-        except KafkaError as err:
-            log.warning("could not measure consumer lag: %s", err)
-            return
-        for topic, records in lag.items():
-            metrics.CONSUMER_LAG.labels(topic, settings.app_id).set(records)
+        for group in ctx.consumer_groups:
+            try:
+                lag = await group_lag(settings.kafka, group)
+            except KafkaError as err:
+                log.warning("could not measure the consumer lag of %s: %s", group, err)
+                continue
+            for topic, records in lag.items():
+                metrics.CONSUMER_LAG.labels(topic, group).set(records)
 
     return ctx

@@ -11,6 +11,7 @@ from aiokafka.structs import RecordMetadata
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
+from oscar_stream.kafka.batch_agent import BatchAgent
 from oscar_stream.kafka.topics_admin import desired_topics
 from oscar_stream.launch.executor import Executor, Limiter, ResultSink
 from oscar_stream.launch.results import Result, output_events
@@ -30,6 +31,31 @@ class WorkerContext:
     limiter: Limiter = field(default_factory=Limiter)
     executor: Executor | None = None
     healthy: bool = True
+    needs_services: bool = True
+    launches: bool = False
+    batch_agents: list[BatchAgent] = field(default_factory=list)
+
+    def add_batch_agent(self, agent: BatchAgent, after: asyncio.Event | None = None) -> BatchAgent:
+        """Run ``agent`` for the life of the worker (after ``after`` is set); a crash stops the worker, so
+        its unacknowledged records are redelivered after the restart."""
+        self.batch_agents.append(agent)
+
+        @self.app.task
+        async def run_agent() -> None:
+            if after is not None:
+                await after.wait()
+            try:
+                await agent.run()
+            except Exception as err:
+                self.healthy = False
+                await self.app.crash(err)
+                raise
+
+        return agent
+
+    @property
+    def consumer_groups(self) -> list[str]:
+        return [self.settings.app_id, *(a.group_id for a in self.batch_agents)]
 
     def partitions(self, topic: str) -> int:
         """The declared partition count of one of the system's topics (tables must match their source)."""

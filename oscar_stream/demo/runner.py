@@ -267,7 +267,8 @@ class Demo:
                     raise DemoFailed(f"the worker stopped (exit {self.worker.returncode}); see {self.worker_log}")
                 if follower.done():
                     follower.result()
-                launched = await self._launched(metrics_port)
+                finished = all(p.done >= self.files for p in self.progress.values())
+                launched = await self._launched(metrics_port)  # read after `finished`: never behind it
                 line = " | ".join(
                     f"{stage}: {len(p.received)} received → {len(p.routed)} routed → {launched[stage]} launched → "
                     f"{len(p.succeeded)} done" + (f", {len(p.failed)} FAILED" if p.failed else "")
@@ -275,7 +276,7 @@ class Demo:
                 if line != last:
                     self.say(line)
                     last = line
-                if all(p.done >= self.files for p in self.progress.values()):
+                if finished:
                     return
                 if time.monotonic() > deadline:
                     raise DemoFailed(f"not finished after {self.timeout_s:.0f}s; see the worker log {self.worker_log}")

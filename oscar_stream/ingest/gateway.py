@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import uvloop
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -195,6 +196,7 @@ def create_gateway(settings: Settings, producer_factory: Callable[[], AIOKafkaPr
 
 
 def run_gateway(settings: Settings) -> None:
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # HTTP parsing and sockets are its hot path
     app = create_gateway(settings)
     web.run_app(app, host=settings.gateway.host, port=settings.gateway.port, access_log=None,
                 print=lambda msg: log.info("%s", msg))

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from aiokafka import ConsumerRecord
 
 from oscar_stream import metrics
 from oscar_stream.deadletter import Origin
-from oscar_stream.kafka.faust_topics import byte_topic
-from oscar_stream.kafka.pipelined import pipelined
-from oscar_stream.normalize.records import normalize_record
+from oscar_stream.kafka.batch_agent import BatchAgent, agent_group
+from oscar_stream.normalize.records import OutRecord, normalize_record
 from oscar_stream.worker_context import WorkerContext
 
 
-def register_normalize(ctx: WorkerContext) -> None:
+def register_normalize(ctx: WorkerContext) -> BatchAgent:
     names = ctx.names
     sources = {s.id: s for s in ctx.settings.sources}
     if not sources:
         raise ValueError("the normalize role needs at least one entry in 'sources' in the configuration")
-    raw = byte_topic(ctx.app, *(names.raw(s) for s in sources))
 
-    async def handle(event: Any) -> list[Any]:
-        message = event.message
+    def handle(message: ConsumerRecord[bytes, bytes]) -> Sequence[OutRecord]:
         origin = Origin(message.topic, message.partition, message.offset)
         metrics.EVENTS_RECEIVED.labels(names.source_of_raw(message.topic) or message.topic, "kafka").inc()
-        return [await ctx.send(r) for r in normalize_record(names, sources, origin, message.value, message.headers)]
+        return normalize_record(names, sources, origin, message.value, message.headers)
 
-    @ctx.app.agent(raw, name="oscar-normalize")
-    async def normalize(stream: Any) -> None:
-        await pipelined(ctx.app, stream, handle, ctx.settings.worker.max_in_flight)
+    group = agent_group(ctx.settings.app_id, "normalize")
+    return ctx.add_batch_agent(BatchAgent("normalize", ctx.settings.kafka, group, [names.raw(s) for s in sources],
+                                          handle, ctx.settings.worker.batch_size))

@@ -118,6 +118,7 @@ def parse_record(
         sequencer=sequencer,
         principal=_principal(rec),
         content_type=content_type,
+        received_at=received_at,
     )
 
 
@@ -145,8 +146,7 @@ def parse_s3_notification(
     outcome = ParseOutcome()
     for index, record in enumerate(records):
         try:
-            event = parse_record(record, storage, key_encoding, received_at)
-            outcome.events.append(event.with_received_at(received_at) if received_at else event)
+            outcome.events.append(parse_record(record, storage, key_encoding, received_at))
         except (ParseError, UnicodeDecodeError) as err:
             outcome.rejects.append(f"Records[{index}]: {err}")
     if not outcome.events:

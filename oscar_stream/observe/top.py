@@ -17,6 +17,7 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from oscar_stream.config import Settings
+from oscar_stream.kafka.batch_agent import BATCH_AGENTS, agent_group
 from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.observe.lag import group_lag
 from oscar_stream.topics import TopicNames
@@ -145,6 +146,9 @@ def render(settings: Settings, previous: Sample | None, current: Sample, lag: di
 
 async def snapshot(settings: Settings, urls: list[str], previous: Sample | None) -> tuple[Sample, str]:
     current = await scrape(urls)
-    lag = await group_lag(settings.kafka, settings.app_id)
+    lag: dict[str, int] = {}
+    for group in [settings.app_id, *(agent_group(settings.app_id, a) for a in BATCH_AGENTS)]:
+        for topic, records in (await group_lag(settings.kafka, group)).items():
+            lag[topic] = lag.get(topic, 0) + records
     failures = await recent_failures(settings)
     return current, render(settings, previous, current, lag, failures)

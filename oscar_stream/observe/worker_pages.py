@@ -23,5 +23,8 @@ def register_pages(ctx: WorkerContext) -> None:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = ctx.healthy and ctx.services.ready.is_set()
+        # Ready once the consumer group has been joined (a rebalance finished) and routing can be trusted.
+        joined = all(a.joined.is_set() for a in ctx.batch_agents) and (
+            not ctx.launches or (app.rebalancing_count > 0 and not app.rebalancing))
+        ready = ctx.healthy and joined and (ctx.services.ready.is_set() or not ctx.needs_services)
         return web.json({"ready": ready, "services": len(ctx.services.index)}, status=200 if ready else 503)

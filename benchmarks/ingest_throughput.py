@@ -1,0 +1,224 @@
+"""Ingest throughput on the local stack, all in one run on the same broker:
+
+* baseline: a raw aiokafka consume -> produce passthrough (acks=all, idempotent, commit after the acks), in its
+  own process — the least any Kafka stage with oscar-stream's guarantees can cost;
+* normalize: ``oscar-stream worker --roles normalize`` turning MinIO notifications into canonical events;
+* gateway + normalize: HTTP POSTs from wrk (64 connections) to ``oscar-stream gateway``, then the worker.
+
+Each rate is (records) / (time from the first record produced or posted to the last output record seen).
+
+    .venv/bin/python -m benchmarks.ingest_throughput [--records 20000] [--gateway-seconds 8] [--repeats 3]
+
+The gateway load comes from wrk (Debian package ``wrk``): a load generator in Python would compete with the
+gateway for the same two cores and measure itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.common import Process, bench_settings, count_until, write_results
+from oscar_stream.config import Settings, load_settings
+from oscar_stream.kafka.clients import consumer, reliable_producer
+from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.stack.process import free_port
+from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
+from oscar_stream.topics import TopicNames
+
+
+def notification(index: int) -> bytes:
+    key = f"raw%2Fnight-{index // 1000:04d}%2Fframe-{index:07d}.fits"
+    return orjson.dumps({
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": f"telescope/raw/night-{index // 1000:04d}/frame-{index:07d}.fits",
+        "Records": [{
+            "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "", "eventName": "s3:ObjectCreated:Put",
+            "eventTime": "2026-04-12T22:31:07.418Z", "userIdentity": {"principalId": "uploader"},
+            "requestParameters": {"principalId": "uploader", "region": "", "sourceIPAddress": "10.42.0.17"},
+            "responseElements": {"x-amz-request-id": f"18A3F0C2{index:08X}"},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
+                   "bucket": {"name": "telescope", "arn": "arn:aws:s3:::telescope"},
+                   "object": {"key": key, "size": 16803840 + index, "eTag": f"{index:032x}",
+                              "contentType": "application/fits", "sequencer": f"{index:016X}"}},
+            "source": {"host": "10.42.0.17", "port": "", "userAgent": "MinIO (linux; amd64)"},
+        }],
+    })
+
+
+async def passthrough(config: Path, source: str, target: str) -> None:
+    """The baseline, run as its own process: consume a batch, produce it, wait for the acks, commit."""
+    settings = load_settings(config)
+    reader = consumer(settings.kafka, source, group_id=f"{settings.app_id}-passthrough", max_poll_records=2000)
+    writer = reliable_producer(settings.kafka)
+    await reader.start()
+    await writer.start()
+    print("ready", flush=True)
+    while True:
+        batch = await reader.getmany(timeout_ms=100)
+        pending = [await writer.send(target, m.value, key=m.key, headers=list(m.headers))
+                   for messages in batch.values() for m in messages]
+        if pending:
+            await asyncio.gather(*pending)
+            await reader.commit()
+
+
+async def produce_all(settings: Settings, topic: str, payloads: list[bytes]) -> float:
+    producer = reliable_producer(settings.kafka)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = [await producer.send(topic, p, key=p[40:80]) for p in payloads]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return started
+
+
+async def _passthrough_rate(stack: Stack, work: Path, payloads: list[bytes]) -> float:
+    settings, config = bench_settings(stack, work)
+    names = TopicNames(settings.kafka.topic_prefix)
+    await apply_topics(settings)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.ingest_throughput", "--passthrough", str(config),
+        names.raw("minio.default"), names.deadletter, stdout=asyncio.subprocess.PIPE)  # deadletter: a free topic
+    assert proc.stdout is not None
+    await proc.stdout.readline()  # "ready"
+    try:
+        started = await produce_all(settings, names.raw("minio.default"), payloads)
+        finished = await count_until(settings, names.deadletter, len(payloads))
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return len(payloads) / (finished - started)
+
+
+async def _normalize_rate(stack: Stack, work: Path, payloads: list[bytes]) -> float:
+    settings, config = bench_settings(stack, work)
+    names = TopicNames(settings.kafka.topic_prefix)
+    await apply_topics(settings)
+    worker = Process(config, "worker", "--roles", "normalize", log=work / "worker.log")
+    try:
+        await asyncio.to_thread(worker.wait_ready, f"http://127.0.0.1:{settings.metrics.port}/readyz")
+        started = await produce_all(settings, names.raw("minio.default"), payloads)
+        finished = await count_until(settings, names.events, len(payloads))
+    finally:
+        worker.stop()
+    return len(payloads) / (finished - started)
+
+
+_WRK_SCRIPT = """
+counter = 0
+local file = io.open("{body}", "rb")
+local template = file:read("*a")
+file:close()
+local headers = {{["Authorization"] = "Bearer {token}", ["Content-Type"] = "application/json"}}
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", nil, headers, (string.gsub(template, "FRAMEID", tostring(counter))))
+end
+"""
+
+
+async def _gateway_rate(stack: Stack, work: Path, seconds: float) -> tuple[float, int]:
+    """wrk (C, 64 connections) posts distinct notifications for ``seconds``; the rate counts only what came out
+    of the worker as canonical events."""
+    port = free_port()
+    settings, config = bench_settings(stack, work, gateway={"port": port})
+    names = TopicNames(settings.kafka.topic_prefix)
+    await apply_topics(settings)
+    worker = Process(config, "worker", "--roles", "normalize", log=work / "worker.log")
+    gateway = Process(config, "gateway", log=work / "gateway.log")
+    try:
+        await asyncio.to_thread(worker.wait_ready, f"http://127.0.0.1:{settings.metrics.port}/readyz")
+        await asyncio.to_thread(gateway.wait_ready, f"http://127.0.0.1:{port}/readyz")
+        (work / "body.json").write_bytes(notification(0).replace(b"frame-0000000", b"frame-FRAMEID"))
+        token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
+        (work / "post.lua").write_text(_WRK_SCRIPT.format(body=work / "body.json", token=token))
+        started = time.monotonic()
+        wrk = await asyncio.create_subprocess_exec(
+            "wrk", "-t1", "-c64", f"-d{seconds:g}s", "-s", str(work / "post.lua"),
+            f"http://127.0.0.1:{port}/webhook/minio.default", stdout=asyncio.subprocess.PIPE)
+        output = (await wrk.communicate())[0].decode()
+        match = re.search(r"(\d+) requests in", output)
+        if match is None or "Non-2xx" in output:
+            raise RuntimeError(f"wrk failed or got errors:\n{output}")
+        accepted = int(match.group(1))
+        finished = await count_until(settings, names.events, accepted)
+    finally:
+        worker.stop()
+        gateway.stop()
+    return accepted / (finished - started), accepted
+
+
+async def measure(records: int, seconds: float, repeats: int) -> dict[str, object]:
+    stack = Stack(load_settings(None))
+    stack.up(DEFAULT_COMPONENTS)
+    work = Path(tempfile.mkdtemp(prefix="oscar-bench-"))
+    payloads = [notification(i) for i in range(records)]
+    runs: dict[str, list[float]] = {"passthrough": [], "normalize": [], "gateway+normalize": []}
+    posted: list[int] = []
+    for round_ in range(repeats):  # interleaved, so drift on the machine hits every scenario alike
+        runs["passthrough"].append(await _passthrough_rate(stack, work / f"p{round_}", payloads))
+        runs["normalize"].append(await _normalize_rate(stack, work / f"n{round_}", payloads))
+        rate, accepted = await _gateway_rate(stack, work / f"g{round_}", seconds)
+        runs["gateway+normalize"].append(rate)
+        posted.append(accepted)
+        print(f"round {round_ + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in runs.items()),
+              flush=True)
+    rates = {name: statistics.median(values) for name, values in runs.items()}
+    return {"records": records, "gateway_seconds": seconds, "gateway_posts": posted, "repeats": repeats, "runs": runs,
+            "events_per_second_median": rates,
+            "ratio_to_passthrough": {name: rate / rates["passthrough"] for name, rate in rates.items()}}
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs: dict[str, list[float]] = result["runs"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = list(runs)
+    medians = [statistics.median(runs[n]) for n in names]
+    ax.bar(names, medians, color=["#888888", "#2b7bba", "#e07b39"])
+    for i, name in enumerate(names):
+        ax.scatter([i] * len(runs[name]), runs[name], color="black", s=12, zorder=3)
+        ax.text(i, medians[i], f"{medians[i]:.0f}/s\n{result['ratio_to_passthrough'][name]:.2f}x",
+                ha="center", va="bottom")
+    ax.set_ylabel("events per second (median; dots = runs)")
+    ax.set_title("Ingest throughput on the local stack (one broker, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--gateway-seconds", type=float, default=8.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--passthrough", nargs=3, metavar=("CONFIG", "SOURCE", "TARGET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.passthrough:
+        asyncio.run(passthrough(Path(args.passthrough[0]), args.passthrough[1], args.passthrough[2]))
+        return
+    result = asyncio.run(measure(args.records, args.gateway_seconds, args.repeats))
+    path = write_results("ingest_throughput", result)
+    plot(result, path.with_suffix(".png"))
+    for name, rate in result["events_per_second_median"].items():  # type: ignore[attr-defined]
+        print(f"{name:<20} {rate:10.0f} events/s   ratio {result['ratio_to_passthrough'][name]:.2f}")  # type: ignore[index]
+    print(f"written to {path} and {path.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
