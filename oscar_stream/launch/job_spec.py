@@ -14,6 +14,7 @@ The pod (and so the Job) succeeds only if the script succeeded and its outputs w
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -132,7 +133,7 @@ def build_job(
     helper_env = {
         "OSCAR_STREAM_CONFIG": HELPER_CONFIG,
         "OSCAR_STREAM_INVOCATION": invocation.to_json().decode(),
-        "OSCAR_STREAM_OUTPUTS": orjson.dumps([o.__dict__ for o in service.outputs]).decode(),
+        "OSCAR_STREAM_OUTPUTS": orjson.dumps([asdict(o) for o in service.outputs]).decode(),
     }
     work_mount = {"name": "work", "mountPath": WORK}
     helper_mounts = [work_mount, {"name": "storage", "mountPath": "/etc/oscar-stream", "readOnly": True},

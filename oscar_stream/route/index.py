@@ -10,7 +10,7 @@ from oscar_stream.normalize.canonical import StorageEvent
 from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     inputs: list[tuple[InputSpec, ServiceSpec]] = field(default_factory=list)
@@ -77,26 +77,20 @@ class RoutingIndex:
 
     def match(self, event: StorageEvent) -> list[ServiceSpec]:
         """Services with an input matching ``event``, each once, in a stable order."""
-        node = self._roots.get(event.storage)
-        if node is None:
-            return []
-        segments = event.path.split("/")
+        node: _Node | None = self._roots.get(event.storage)
         found: dict[str, ServiceSpec] = {}
         # Inputs live at folder nodes; an object at a/b/c/file is under folders (), a, a/b and a/b/c.
-        for segment in segments[:-1]:
-            self._collect(node, event, found)
-            child = node.children.get(segment)
-            if child is None:
-                return list(found.values())
-            node = child
-        self._collect(node, event, found)
+        folders = event.path.split("/")[:-1]
+        depth = 0
+        while node is not None:
+            for inp, service in node.inputs:
+                if service.name not in found and inp.matches(event):
+                    found[service.name] = service
+            if depth == len(folders):
+                break
+            node = node.children.get(folders[depth])
+            depth += 1
         return list(found.values())
-
-    @staticmethod
-    def _collect(node: _Node, event: StorageEvent, found: dict[str, ServiceSpec]) -> None:
-        for inp, service in node.inputs:
-            if service.name not in found and inp.matches(event):
-                found[service.name] = service
 
     def route(self, event: StorageEvent) -> list[Invocation]:
         return [Invocation.create(service, event) for service in self.match(event)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -19,16 +20,19 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split("/") if part)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputSpec:
     """Objects under ``path`` on ``storage`` (bucket first for S3) whose relative name passes the filters."""
 
     storage: str
-    path: str
+    path: str  # without leading, trailing or doubled slashes
     prefixes: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
     globs: tuple[str, ...] = ()
     events: frozenset[EventType] = frozenset({CREATED})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", "/".join(split_path(self.path)))
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -38,7 +42,7 @@ class InputSpec:
         """Assumes the event is on ``storage`` under ``path`` (the index checked that); applies the filters."""
         if event.type not in self.events:
             return False
-        relative = event.path[len("/".join(self.segments)) + 1:] if self.segments else event.path
+        relative = event.path[len(self.path) + 1:] if self.path else event.path
         if self.prefixes and not relative.startswith(self.prefixes):
             return False
         if self.suffixes and not event.path.endswith(self.suffixes):
@@ -46,7 +50,7 @@ class InputSpec:
         return not self.globs or any(fnmatch.fnmatchcase(relative, g) for g in self.globs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputSpec:
     """Files the script writes to $TMP_OUTPUT_DIR whose names pass the filters go to ``path`` on ``storage``."""
 
@@ -93,7 +97,7 @@ class ServiceSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     not_used: tuple[str, ...] = ()  # OSCAR fields accepted from the file that oscar-stream does not implement
 
-    @property
+    @cached_property
     def version(self) -> str:
         """A content hash: any change to the definition (script included) gives a new version."""
         return identity_id(orjson.dumps(self.to_record(with_version=False), option=orjson.OPT_SORT_KEYS).decode())

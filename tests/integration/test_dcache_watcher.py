@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
@@ -174,7 +175,7 @@ async def test_event_loss_is_counted_and_dead_lettered(
 
 async def test_wrong_credentials_never_connect(dcache_settings: Settings, server: DcacheServer) -> None:
     bad = dcache_settings.model_copy(deep=True)
-    bad.sources[0].password = bad.sources[0].password.__class__("wrong")  # type: ignore[union-attr]
+    bad.sources[0].password = SecretStr("wrong")
     running = RunningWatcher(bad)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(running.start(), 3)

@@ -57,7 +57,7 @@ async def test_helper_fetches_and_uploads_with_s3(settings: Settings, config_fil
     stored = await store.upload(source, "helper", "in/sample 1.dat")
     service = ServiceSpec(name="helper-test", image="i", script="s")
     invocation = Invocation.create(service, _event(stored))
-    outputs = [{"storage": "minio.default", "path": "helper/out"},
+    outputs: list[dict[str, Any]] = [{"storage": "minio.default", "path": "helper/out"},
                {"storage": "minio.default", "path": "helper/png-only", "suffixes": [".png"]}]
     fetched = _helper(config_file, invocation, outputs, "fetch", "--input-dir", str(tmp_path / "input"))
     assert fetched.returncode == 0, fetched.stderr
@@ -115,7 +115,7 @@ def test_helper_fetches_dcache_inputs_and_uploads_over_webdav(
     (root / "data" / "in" / "run-7.h5").write_bytes(b"HDF5 payload")
     event = _event(StoredObject("webdav.dcache", None, "/data/in/run-7.h5", 12, None))
     invocation = Invocation.create(ServiceSpec(name="dav-test", image="i", script="s"), event)
-    outputs = [{"storage": "webdav.dcache", "path": "/data/summaries"}]
+    outputs: list[dict[str, Any]] = [{"storage": "webdav.dcache", "path": "/data/summaries"}]
     fetched = _helper(config_file, invocation, outputs, "fetch", "--input-dir", str(tmp_path / "input"))
     assert fetched.returncode == 0, fetched.stderr
     assert (tmp_path / "input" / "run-7.h5").read_bytes() == b"HDF5 payload"

@@ -35,6 +35,10 @@ def _job(name: str, labels: dict[str, str] | None = None, ttl: int | None = None
     }
 
 
+async def _create(batch: client.BatchV1Api, body: dict[str, Any]) -> Any:
+    return await batch.create_namespaced_job(NAMESPACE, body)  # type: ignore[arg-type]  # dicts are accepted
+
+
 def _name(kind: str) -> str:
     return f"cp-{kind}-{uuid.uuid4().hex[:8]}"
 
@@ -53,7 +57,7 @@ async def test_job_pod_is_scheduled_and_job_completes(kube_stack: Stack) -> None
     name = _name("ok")
     async with api(kube_stack) as api_client:
         batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
-        await batch.create_namespaced_job(NAMESPACE, _job(name))
+        await _create(batch, _job(name))
 
         async def completed() -> str | None:
             return job_condition(await batch.read_namespaced_job(name, NAMESPACE))
@@ -70,7 +74,7 @@ async def test_pod_labelled_to_fail_fails_the_job(kube_stack: Stack) -> None:
     name = _name("fail")
     async with api(kube_stack) as api_client:
         batch = client.BatchV1Api(api_client)
-        await batch.create_namespaced_job(NAMESPACE, _job(name, labels={"oscar-stream.io/simulate": "fail"}))
+        await _create(batch, _job(name, labels={"oscar-stream.io/simulate": "fail"}))
 
         async def finished() -> str | None:
             return job_condition(await batch.read_namespaced_job(name, NAMESPACE))
@@ -85,7 +89,7 @@ async def test_finished_job_with_ttl_is_deleted(kube_stack: Stack) -> None:
     name = _name("ttl")
     async with api(kube_stack) as api_client:
         batch = client.BatchV1Api(api_client)
-        await batch.create_namespaced_job(NAMESPACE, _job(name, ttl=1))
+        await _create(batch, _job(name, ttl=1))
 
         async def gone() -> bool:
             try:
@@ -101,11 +105,11 @@ async def test_same_job_name_twice_is_409(kube_stack: Stack) -> None:
     name = _name("dup")
     async with api(kube_stack) as api_client:
         batch = client.BatchV1Api(api_client)
-        await batch.create_namespaced_job(NAMESPACE, _job(name))
+        await _create(batch, _job(name))
         with pytest.raises(ApiException) as caught:
-            await batch.create_namespaced_job(NAMESPACE, _job(name))
+            await _create(batch, _job(name))
         assert caught.value.status == 409
-        assert "AlreadyExists" in caught.value.body
+        assert "AlreadyExists" in str(caught.value.body)
         await batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background")
 
 
@@ -115,8 +119,8 @@ async def test_invalid_job_is_rejected_with_422_and_a_message(kube_stack: Stack)
     bad["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "-1"}}
     async with api(kube_stack) as api_client:
         with pytest.raises(ApiException) as caught:
-            await client.BatchV1Api(api_client).create_namespaced_job(NAMESPACE, bad)
+            await _create(client.BatchV1Api(api_client), bad)
     assert caught.value.status == 422
-    body = caught.value.body
+    body = str(caught.value.body)
     assert 'spec.template.spec.restartPolicy: Required value: valid values: \\"OnFailure\\", \\"Never\\"' in body
     assert 'resources.requests[cpu]: Invalid value: \\"-1\\": must be greater than or equal to 0' in body

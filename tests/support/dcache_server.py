@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -78,7 +79,8 @@ class DcacheServer:
     # --- HTTP -----------------------------------------------------------------------------------------
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def _auth(self, request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Basic {self.credentials}":
             return web.json_response({"errors": [{"message": "anonymous access is not allowed"}]}, status=401)
         return await handler(request)

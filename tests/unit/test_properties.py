@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from oscar_stream.normalize.canonical import StorageEvent
 from oscar_stream.normalize.dcache_events import SseContext, parse_dcache_message
 from oscar_stream.normalize.outcome import ParseError
-from oscar_stream.normalize.s3_records import parse_s3_notification
+from oscar_stream.normalize.s3_records import KeyEncoding, parse_s3_notification
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -31,9 +31,10 @@ s3_like = st.recursive(
 
 
 def _parse_all(payload: bytes) -> None:
-    for encoding in ("url", "raw"):
+    encodings: tuple[KeyEncoding, ...] = ("url", "raw")
+    for encoding in encodings:
         try:
-            outcome = parse_s3_notification(payload, "minio.default", encoding)  # type: ignore[arg-type]
+            outcome = parse_s3_notification(payload, "minio.default", encoding)
         except ParseError:
             continue
         for event in outcome.events:

@@ -6,7 +6,7 @@ import jsonschema
 import orjson
 import pytest
 
-from oscar_stream.config import Settings
+from oscar_stream.config import DcachePath, Settings, SourceSettings
 from oscar_stream.deadletter import deadletter_record
 from oscar_stream.kafka.topics_admin import desired_topics
 from oscar_stream.launch.results import Result
@@ -24,8 +24,10 @@ def _schema(name: str) -> dict[str, object]:
 
 
 def test_every_topic_is_declared_once_per_source() -> None:
-    settings = Settings(sources=[{"id": "minio.default"}, {"id": "webdav.dcache", "kind": "dcache",  # type: ignore[list-item]
-                                                           "url": "https://d:3880", "subscriptions": [{"path": "/d"}]}])
+    settings = Settings(sources=[
+        SourceSettings(id="minio.default"),
+        SourceSettings(id="webdav.dcache", kind="dcache", url="https://d:3880", subscriptions=[DcachePath(path="/d")]),
+    ])
     names = sorted(desired_topics(settings))
     assert names == ["oscar.deadletter", "oscar.events", "oscar.invocations", "oscar.raw.minio.default",
                      "oscar.raw.webdav.dcache", "oscar.results", "oscar.services"]
