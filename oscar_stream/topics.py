@@ -80,3 +80,18 @@ class TopicNames:
     def source_of_raw(self, topic: str) -> str | None:
         head = f"{self.prefix}.raw."
         return topic[len(head):] if topic.startswith(head) else None
+
+
+def strimzi_topics(topics: dict[str, TopicSpec], replicas: int, cluster: str, namespace: str) -> list[dict[str, Any]]:
+    """Strimzi KafkaTopic resources for the topics of one deployment (the Topic Operator creates them)."""
+    return [
+        {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaTopic",
+            "metadata": {"name": name.replace("_", "-").lower(), "namespace": namespace,
+                         "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/part-of": "oscar-stream"}},
+            "spec": {"topicName": name, "partitions": spec.partitions, "replicas": replicas,
+                     "config": dict(spec.config)},
+        }
+        for name, spec in sorted(topics.items())
+    ]

@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_client_id=settings.kafka.client_id,
         broker_commit_interval=1.0,
         store="memory://",
+        datadir=str(settings.worker.work_dir / "faust" / "{conf.name}"),  # faust's own files, never in the cwd
         producer_acks=-1,
         producer_linger_ms=2,
         topic_replication_factor=settings.kafka.replication_factor,
