@@ -108,7 +108,7 @@ async def _normalize_rate(stack: Stack, work: Path, payloads: list[bytes]) -> fl
     await apply_topics(settings)
     worker = Process(config, "worker", "--roles", "normalize", log=work / "worker.log")
     try:
-        await asyncio.to_thread(worker.wait_ready, f"http://127.0.0.1:{settings.metrics.port}/readyz")
+        await asyncio.to_thread(worker.wait_http, f"http://127.0.0.1:{settings.metrics.port}/readyz")
         started = await produce_all(settings, names.raw("minio.default"), payloads)
         finished = await count_until(settings, names.events, len(payloads))
     finally:
@@ -139,8 +139,8 @@ async def _gateway_rate(stack: Stack, work: Path, seconds: float) -> tuple[float
     worker = Process(config, "worker", "--roles", "normalize", log=work / "worker.log")
     gateway = Process(config, "gateway", log=work / "gateway.log")
     try:
-        await asyncio.to_thread(worker.wait_ready, f"http://127.0.0.1:{settings.metrics.port}/readyz")
-        await asyncio.to_thread(gateway.wait_ready, f"http://127.0.0.1:{port}/readyz")
+        await asyncio.to_thread(worker.wait_http, f"http://127.0.0.1:{settings.metrics.port}/readyz")
+        await asyncio.to_thread(gateway.wait_http, f"http://127.0.0.1:{port}/readyz")
         (work / "body.json").write_bytes(notification(0).replace(b"frame-0000000", b"frame-FRAMEID"))
         token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
         (work / "post.lua").write_text(_WRK_SCRIPT.format(body=work / "body.json", token=token))

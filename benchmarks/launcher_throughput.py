@@ -142,7 +142,7 @@ async def _latency(stack: Stack, work: Path, kubeconfig: Path, uploads: int) -> 
 
     watcher = asyncio.ensure_future(observe())
     try:
-        await asyncio.to_thread(worker.wait_ready, f"http://127.0.0.1:{settings.metrics.port}/readyz")
+        await asyncio.to_thread(worker.wait_http, f"http://127.0.0.1:{settings.metrics.port}/readyz")
         await store.ensure_bucket("lat")
         source = work / "payload"
         source.write_bytes(b"x" * 1024)

@@ -43,6 +43,7 @@ def _credentials(settings: Settings) -> Any:
 
 
 def create_app(settings: Settings) -> faust.App:
+    settings.worker.work_dir.mkdir(parents=True, exist_ok=True)
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka.bootstrap_servers.split(","))
     return faust.App(
         settings.app_id,
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_client_id=settings.kafka.client_id,
         broker_commit_interval=1.0,
         store="memory://",
-        datadir=str(settings.worker.work_dir / "faust" / "{conf.name}"),  # faust's own files, never in the cwd
+        datadir=str(settings.worker.work_dir / "faust-{conf.name}"),  # faust's own files, never in the cwd
         producer_acks=-1,
         producer_linger_ms=2,
         topic_replication_factor=settings.kafka.replication_factor,

@@ -149,51 +149,52 @@ class ServiceReader:
                 self.r.problem((*path, key, index), f"suffix {value!r} contains '/' and can never match a file")
         return values
 
-    def _input(self, raw: Any, path: YamlPath) -> InputSpec | None:
+    def _location(self, raw: Any, path: YamlPath, fields: set[str], role: str
+                  ) -> tuple[dict[str, Any], str | None, str | None, tuple[str, ...], tuple[str, ...]] | None:
+        """The part inputs and outputs share: storage provider, folder, prefix and suffix filters (storage and
+        folder are None when they are wrong; the problem is recorded)."""
         r = self.r
         body = r.mapping(raw, path, required=True)
         if body is None:
             return None
-        r.check_keys(body, path, _INPUT_FIELDS)
+        r.check_keys(body, path, fields)
         storage = self._storage(body.get("storage_provider"), (*path, "storage_provider"))
-        folder = r.string(body.get("path"), (*path, "path"), required=True, hint="bucket/folder to watch")
+        folder = r.string(body.get("path"), (*path, "path"), required=True, hint=f"bucket/folder {role}")
         prefixes = self._filters(body, path, "prefix")
         suffixes = self._filters(body, path, "suffix")
+        if folder is not None and storage is not None and not split_path(folder) and not storage.startswith("webdav."):
+            r.problem((*path, "path"), f"an S3 {role} needs at least a bucket", "write bucket/folder")
+            folder = None
+        return body, storage, "/".join(split_path(folder)) if folder is not None else None, prefixes, suffixes
+
+    def _input(self, raw: Any, path: YamlPath) -> InputSpec | None:
+        r = self.r
+        location = self._location(raw, path, _INPUT_FIELDS, "input")
+        if location is None:
+            return None
+        body, storage, folder, prefixes, suffixes = location
         globs = r.strings(body.get("glob"), (*path, "glob"))
         kinds = r.strings(body.get("events"), (*path, "events")) or ("created",)
         events = set()
         for index, kind in enumerate(kinds):
             if kind not in EVENT_KINDS:
-                r.problem((*path, "events", index), f"unknown event kind {kind!r}",
-                          f"use {', '.join(EVENT_KINDS)}")
+                r.problem((*path, "events", index), f"unknown event kind {kind!r}", f"use {', '.join(EVENT_KINDS)}")
             else:
                 events.add(EVENT_KINDS[kind])
-        if storage is None or folder is None:
-            return None
-        if storage.startswith("onedata."):
+        if storage is not None and storage.startswith("onedata."):
             r.problem((*path, "storage_provider"), "an input on OneData can never match",
                       "oscar-stream receives events from S3/MinIO stores and dCache only")
             return None
-        if not split_path(folder) and not storage.startswith("webdav."):
-            r.problem((*path, "path"), "an S3 input needs at least a bucket and can never match without one",
-                      "write bucket/folder")
-            return None
-        return InputSpec(storage=storage, path="/".join(split_path(folder)), prefixes=prefixes,
-                         suffixes=suffixes, globs=globs, events=frozenset(events))
-
-    def _output(self, raw: Any, path: YamlPath) -> OutputSpec | None:
-        r = self.r
-        body = r.mapping(raw, path, required=True)
-        if body is None:
-            return None
-        r.check_keys(body, path, _OUTPUT_FIELDS)
-        storage = self._storage(body.get("storage_provider"), (*path, "storage_provider"))
-        folder = r.string(body.get("path"), (*path, "path"), required=True, hint="bucket/folder for the outputs")
-        prefixes = self._filters(body, path, "prefix")
-        suffixes = self._filters(body, path, "suffix")
         if storage is None or folder is None:
             return None
-        if not split_path(folder) and not storage.startswith("webdav."):
-            r.problem((*path, "path"), "an S3 output needs at least a bucket", "write bucket/folder")
+        return InputSpec(storage=storage, path=folder, prefixes=prefixes, suffixes=suffixes, globs=globs,
+                         events=frozenset(events))
+
+    def _output(self, raw: Any, path: YamlPath) -> OutputSpec | None:
+        location = self._location(raw, path, _OUTPUT_FIELDS, "output")
+        if location is None:
             return None
-        return OutputSpec(storage=storage, path="/".join(split_path(folder)), prefixes=prefixes, suffixes=suffixes)
+        _, storage, folder, prefixes, suffixes = location
+        if storage is None or folder is None:
+            return None
+        return OutputSpec(storage=storage, path=folder, prefixes=prefixes, suffixes=suffixes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,16 @@ async def test_every_dashboard_query_returns_data(stack: Stack, config: dict[str
         assert empty == [], f"dashboard queries without data: {empty}"
         succeeded = await query(prometheus, 'sum(oscar_stream_jobs_succeeded_total{service="dash-first"})')
         assert [float(s["value"][1]) for s in succeeded] == [2.0]
+        top = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "oscar_stream", "--config", str(files["worker"]), "top", "--once", "--interval",
+            "0.5", "--metrics", f"http://127.0.0.1:{worker_port}/metrics", stdout=asyncio.subprocess.PIPE)
+        screen = (await top.communicate())[0].decode()
+        assert top.returncode == 0, screen
+        rows = {line.split()[0]: line.split()[1:] for line in screen.splitlines()
+                if line.startswith(("dash-first", "dash-second", "dash-broken"))}
+        assert rows["dash-first"] == ["0", "2", "2", "0"] and rows["dash-broken"][3] == "1"  # active launched ok failed
+        assert "dash-broken" in screen.split("RECENT FAILURES", 1)[1] and "exited with code 3" in screen
+        assert "THROUGHPUT /s" in screen and "LAG (records)" in screen
         failed = await query(prometheus, 'sum(oscar_stream_jobs_failed_total{service="dash-broken"})')
         retried = await query(prometheus, 'sum(oscar_stream_jobs_retried_total{service="dash-broken"})')
         assert [float(s["value"][1]) for s in failed + retried] == [1.0, 1.0]
