@@ -24,6 +24,7 @@ from aiokafka import TopicPartition
 
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.demo.data import Expected, csv_file, expected, percentile
+from oscar_stream.kafka.batch_agent import agent_group
 from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.launch.results import Result
@@ -135,6 +136,7 @@ class Demo:
         for name, action in await apply_services(settings, pipeline.table.services):
             self.say(f"pipeline: service {name} {action}")
         start_offsets = await self._end_offsets(settings, [names.events, names.invocations, names.results])
+        await self._skip_backlog(settings, names)
         self._start_worker(config_file, metrics_port)
         add_scrape_target(self.stack.settings.stack.state_dir, "demo-worker", f"127.0.0.1:{metrics_port}")
         store = S3Store(settings.storages[0])
@@ -199,6 +201,22 @@ class Demo:
             return ends
         finally:
             await reader.stop()
+
+    async def _skip_backlog(self, settings: Settings, names: TopicNames) -> None:
+        """The demo works on its own files only: whatever an earlier, interrupted demo left unprocessed is
+        skipped by moving the demo worker's consumer groups to the end of their topics."""
+        app_id = settings.app_id
+        for group, topics in ((agent_group(app_id, "normalize"), [names.raw(s.id) for s in settings.sources]),
+                              (agent_group(app_id, "route"), [names.events]),
+                              (app_id, [names.invocations])):
+            ends = await self._end_offsets(settings, topics)
+            mover = consumer(settings.kafka, group_id=group)
+            await mover.start()
+            try:
+                mover.assign(list(ends))
+                await mover.commit(ends)
+            finally:
+                await mover.stop()
 
     async def _follow(self, settings: Settings, names: TopicNames, start: dict[TopicPartition, int]) -> None:
         """Watch this run's files go by on events, invocations and results."""
