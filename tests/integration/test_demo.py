@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 from pathlib import Path
 
@@ -26,10 +26,12 @@ async def test_demo_small_run_checks_every_output(stack: Stack, tmp_path: Path) 
     for index in range(2):
         await store.upload(stray, "demo", f"raw/interrupted-{index}.csv")
     await store.close()
-    done = subprocess.run([sys.executable, "-m", "oscar_stream", "demo", "--files", "6", "--keep", "--timeout", "180"],
-                          capture_output=True, text=True, timeout=300)
-    out = done.stdout
-    assert done.returncode == 0, out + done.stderr
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "oscar_stream", "demo", "--files", "6", "--keep", "--timeout", "180",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(demo.communicate(), 300)
+    out = stdout.decode()
+    assert demo.returncode == 0, out + stderr.decode()
     for expected in (
         "6 files in, checked 6 reports (all correct)",
         "stage stats   jobs launched    6, succeeded    6, failed   0, outputs written 6",
