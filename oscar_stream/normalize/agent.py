@@ -21,7 +21,7 @@ def register_normalize(ctx: WorkerContext) -> BatchAgent:
 
     def handle(message: ConsumerRecord[bytes, bytes]) -> Sequence[OutRecord]:
         origin = Origin(message.topic, message.partition, message.offset)
-        metrics.EVENTS_RECEIVED.labels(names.source_of_raw(message.topic) or message.topic, "kafka").inc()
+        metrics.count(metrics.EVENTS_RECEIVED, names.source_of_raw(message.topic) or message.topic, "kafka")
         return normalize_record(names, sources, origin, message.value, message.headers)
 
     group = agent_group(ctx.settings.app_id, "normalize")

@@ -54,6 +54,6 @@ def normalize_record(
         metrics.EVENTS_IGNORED.labels(source_id).inc()
     out = [dead(reject) for reject in outcome.rejects]
     for event in outcome.events:
-        metrics.EVENTS_NORMALIZED.labels(source_id, event.type.rsplit(".", 1)[-1]).inc()
+        metrics.count(metrics.EVENTS_NORMALIZED, source_id, event.type.rsplit(".", 1)[-1])
         out.append(OutRecord(names.events, event.partition_key, event.to_json(), CLOUDEVENTS_HEADERS))
     return out

@@ -20,11 +20,11 @@ def route_record(names: TopicNames, index: RoutingIndex, origin: Origin, value: 
                           deadletter_record("route", origin.topic, reason, value or b"", origin))]
     invocations = index.route(event)
     if not invocations:
-        metrics.EVENTS_UNMATCHED.labels(event.storage).inc()
+        metrics.count(metrics.EVENTS_UNMATCHED, event.storage)
         return []
-    metrics.EVENTS_ROUTED.labels(event.storage).inc()
+    metrics.count(metrics.EVENTS_ROUTED, event.storage)
     out = []
     for invocation in invocations:
-        metrics.INVOCATIONS.labels(invocation.service).inc()
+        metrics.count(metrics.INVOCATIONS, invocation.service)
         out.append(OutRecord(names.invocations, invocation.service.encode(), invocation.to_json()))
     return out
