@@ -63,3 +63,14 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
                                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
     return path
 
+
+
+def bars_with_runs(ax: Any, runs: dict[str, list[float]], labels: dict[str, str], ylabel: str) -> None:
+    """One bar per scenario at its median, a dot per run, and a text label on each bar."""
+    names = list(runs)
+    medians = [sorted(runs[n])[len(runs[n]) // 2] for n in names]
+    ax.bar(names, medians, color=["#888888", "#2b7bba", "#e07b39", "#5aa469", "#9b59b6"][: len(names)])
+    for i, name in enumerate(names):
+        ax.scatter([i] * len(runs[name]), runs[name], color="black", s=10, zorder=3)
+        ax.text(i, medians[i], labels[name], ha="center", va="bottom")
+    ax.set_ylabel(ylabel)

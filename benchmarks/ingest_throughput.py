@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks.common import Process, bench_settings, count_until, write_results
+from benchmarks.common import Process, bars_with_runs, bench_settings, count_until, write_results
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.kafka.clients import consumer, reliable_producer
 from oscar_stream.kafka.topics_admin import apply_topics
@@ -189,14 +189,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     runs: dict[str, list[float]] = result["runs"]
     fig, ax = plt.subplots(figsize=(7, 4))
-    names = list(runs)
-    medians = [statistics.median(runs[n]) for n in names]
-    ax.bar(names, medians, color=["#888888", "#2b7bba", "#e07b39"])
-    for i, name in enumerate(names):
-        ax.scatter([i] * len(runs[name]), runs[name], color="black", s=12, zorder=3)
-        ax.text(i, medians[i], f"{medians[i]:.0f}/s\n{result['ratio_to_passthrough'][name]:.2f}x",
-                ha="center", va="bottom")
-    ax.set_ylabel("events per second (median; dots = runs)")
+    rates, ratios = result["events_per_second_median"], result["ratio_to_passthrough"]
+    bars_with_runs(ax, runs, {n: f"{rates[n]:.0f}/s\n{ratios[n]:.2f}x" for n in runs},
+                   "events per second (median; dots = runs)")
     ax.set_title("Ingest throughput on the local stack (one broker, 2 cores)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -22,7 +22,7 @@ from typing import Any
 
 from kubernetes_asyncio import client, config, watch
 
-from benchmarks.common import Process, bench_settings, write_results
+from benchmarks.common import Process, bars_with_runs, bench_settings, write_results
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.demo.data import percentile
 from oscar_stream.kafka.topics_admin import apply_topics
@@ -204,13 +204,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    names = list(result["runs"])
-    medians = [result["jobs_per_second_median"][n] for n in names]
-    left.bar(names, medians, color=["#888888", "#2b7bba"])
-    for i, name in enumerate(names):
-        left.scatter([i] * len(result["runs"][name]), result["runs"][name], color="black", s=12, zorder=3)
-        left.text(i, medians[i], f"{medians[i]:.0f}/s", ha="center", va="bottom")
-    left.set_ylabel("Jobs created per second")
+    medians = result["jobs_per_second_median"]
+    bars_with_runs(left, result["runs"], {n: f"{medians[n]:.0f}/s" for n in medians}, "Jobs created per second")
     left.set_title(f"launcher / raw = {result['ratio_launcher_to_raw']:.2f} (concurrency {result['concurrency']})")
     right.hist(result["latencies"], bins=30, color="#e07b39")
     lat = result["upload_to_job_created_seconds"]

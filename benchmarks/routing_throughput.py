@@ -17,7 +17,7 @@ import statistics
 import time
 from typing import Any
 
-from benchmarks.common import write_results
+from benchmarks.common import bars_with_runs, write_results
 from oscar_stream.deadletter import Origin
 from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
 from oscar_stream.route.index import RoutingIndex
@@ -74,13 +74,10 @@ def plot(result: dict[str, Any], path: Any) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    sizes = list(result["runs"])
-    medians = [result["events_per_second_median"][s] for s in sizes]
-    ax.bar([s.replace(" ", "\n", 1) for s in sizes], medians, color="#2b7bba")
-    for i, s in enumerate(sizes):
-        ax.scatter([i] * len(result["runs"][s]), result["runs"][s], color="black", s=10, zorder=3)
-        ax.text(i, medians[i], f"{medians[i]:,.0f}/s", ha="center", va="bottom")
-    ax.set_ylabel("events routed per second (one core)")
+    runs = {case.replace(" ", "\n", 1): values for case, values in result["runs"].items()}
+    medians = result["events_per_second_median"]
+    bars_with_runs(ax, runs, {case.replace(" ", "\n", 1): f"{medians[case]:,.0f}/s" for case in medians},
+                   "events routed per second (one core)")
     ax.set_title(f"Routing: 10k/1 = {result['ratio_10k_to_1']:.2f} (spread), "
                  f"{result['ratio_10k_to_1_one_folder']:.2f} (one folder)")
     fig.tight_layout()
