@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import quote_plus
 
 import orjson
@@ -60,9 +59,3 @@ def contract_variables(event: StorageEvent, input_file: str, input_dir: str, out
         "OSCAR_STREAM_EVENT": event.to_json().decode(),
     }
 
-
-def merged(*parts: Mapping[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in parts:
-        out.update(part)
-    return out

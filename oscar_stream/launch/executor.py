@@ -33,9 +33,6 @@ class Limiter:
         self._active: dict[str, int] = {}
         self._changed = asyncio.Condition()
 
-    def active(self, service: str) -> int:
-        return self._active.get(service, 0)
-
     async def acquire(self, service: str, limit: int) -> Permit:
         async with self._changed:
             await self._changed.wait_for(lambda: self._active.get(service, 0) < limit)

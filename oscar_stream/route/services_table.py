@@ -27,7 +27,6 @@ class ServicesTable:
         self._local_cluster = local_cluster
         self.index = RoutingIndex()
         self.ready = asyncio.Event()
-        self.updates = 0
 
     def is_local(self, service: ServiceSpec) -> bool:
         return self._local_cluster is None or service.cluster in (None, self._local_cluster)
@@ -48,7 +47,6 @@ class ServicesTable:
                     callback(service)
             else:
                 self.index.put(localize(service, self._local_cluster or ""))
-        self.updates += 1
         metrics.SERVICES_LOADED.set(len(self.index))
 
     async def run(self) -> None:
