@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from oscar_stream.stack.stack import Stack
 from tests.support.processes import CliProcess as Process
 from tests.support.stack import isolated_config, write_config
 
-__all__ = ["Process", "bench_settings", "count_until", "write_results"]
+__all__ = ["Arrival", "Process", "bench_settings", "count_until", "machine_busy_seconds", "process_cpu_seconds",
+           "write_results"]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -32,24 +34,50 @@ def bench_settings(stack: Stack, work: Path, **extra: Any) -> tuple[Settings, Pa
     return write_config(config, path), path
 
 
-async def count_until(settings: Settings, topic: str, count: int, timeout_s: float = 600.0) -> float:
-    """Wait until ``topic`` holds ``count`` records; return the monotonic time when the last one was seen."""
+@dataclass(frozen=True)
+class Arrival:
+    seen_at: float  # monotonic time when the last record was read
+    first_ms: int  # smallest and largest record timestamp (set by whoever produced the records)
+    last_ms: int
+
+    def rate(self, count: int) -> float:
+        """Records per second between the first and the last record's timestamps."""
+        return (count - 1) / max((self.last_ms - self.first_ms) / 1000, 0.001)
+
+
+async def count_until(settings: Settings, topic: str, count: int, timeout_s: float = 600.0) -> Arrival:
+    """Wait until ``topic`` holds ``count`` records."""
     reader: AIOKafkaConsumer = consumer(settings.kafka, group_id=None)
     await reader.start()
     try:
         partitions = await all_partitions(settings.kafka, topic)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
-        seen = 0
+        seen, first, last = 0, 2**63, 0
         deadline = time.monotonic() + timeout_s
         while seen < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {seen}/{count} records on {topic} after {timeout_s}s")
             batch = await reader.getmany(timeout_ms=100, max_records=10000)
-            seen += sum(len(m) for m in batch.values())
-        return time.monotonic()
+            for messages in batch.values():
+                seen += len(messages)
+                first = min(first, *(m.timestamp for m in messages))
+                last = max(last, *(m.timestamp for m in messages))
+        return Arrival(time.monotonic(), first, last)
     finally:
         await reader.stop()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time spent by all cores on anything but idling and waiting for I/O, since boot (Linux /proc)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:

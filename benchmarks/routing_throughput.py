@@ -6,7 +6,7 @@ table; a scan over services would slow down ~10000x, the trie should not slow do
 ``spread`` sends each event to a random one of the services (every event touches other memory), ``one
 folder`` sends all events to the same service's folder (what the index itself costs as the table grows).
 
-    .venv/bin/python -m benchmarks.routing_throughput [--events 50000] [--repeats 7]
+    taskset -c 1 .venv/bin/python -m benchmarks.routing_throughput [--events 50000] [--repeats 9]
 """
 
 from __future__ import annotations

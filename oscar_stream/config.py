@@ -100,7 +100,9 @@ class StorageSettings(_Section):
 class GatewaySettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=18470, ge=0, le=65535)
-    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_body_bytes: int = Field(default=1_000_000, gt=0, le=1_000_000,
+                                description="largest body accepted; with the record's headers it must fit one "
+                                            "Kafka request (1 MiB)")
     kafka_timeout_s: float = Field(default=10.0, gt=0)
     cluster_token: SecretStr | None = Field(
         default=None, description="token other clusters present to POST /v1/events (cross-cluster pipelines)"

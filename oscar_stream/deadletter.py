@@ -12,6 +12,10 @@ from oscar_stream.normalize.canonical import now_rfc3339
 
 Stage = Literal["ingest", "normalize", "route", "launch", "dcache"]
 
+# Base64 of this much stays well inside one Kafka request (1 MiB). A longer payload is cut: the whole original
+# stays in its own topic, at the origin the record names.
+MAX_PAYLOAD_BYTES = 512 * 1024
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -27,7 +31,9 @@ def deadletter_record(
         "stage": stage,
         "source": source,
         "reason": reason,
-        "payload_b64": base64.b64encode(payload).decode(),
+        "payload_b64": base64.b64encode(payload[:MAX_PAYLOAD_BYTES]).decode(),
+        "payload_bytes": len(payload),
+        "payload_truncated": len(payload) > MAX_PAYLOAD_BYTES,
         "origin": None if origin is None else {"topic": origin.topic, "partition": origin.partition,
                                                "offset": origin.offset},
         "failed_at": now_rfc3339(),

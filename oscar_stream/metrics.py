@@ -33,7 +33,8 @@ EVENTS_UNMATCHED = Counter(
     "oscar_stream_events_unmatched", "Events no service wants (not an error)", ["storage"], registry=REGISTRY
 )
 INVOCATIONS = Counter(
-    "oscar_stream_invocations", "Invocations produced by routing", ["service"], registry=REGISTRY
+    "oscar_stream_invocations", "Invocations received by the launch stage (one per routed service)",
+    ["service"], registry=REGISTRY
 )
 JOBS_LAUNCHED = Counter(
     "oscar_stream_jobs_launched", "Jobs started (local) or created (Kubernetes)", ["service", "executor"],
@@ -108,11 +109,15 @@ SERVICES_LOADED = Gauge(
 _CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
 
 
-def count(metric: Counter, *labels: str, amount: float = 1.0) -> None:
-    """``metric.labels(*labels).inc(amount)`` for hot paths: ``labels()`` validates and locks on every call
-    (measured at several microseconds per event), the labelled child is looked up once and kept."""
+def child(metric: Counter | Histogram, *labels: str) -> Any:
+    """``metric.labels(*labels)`` for hot paths: ``labels()`` validates and locks on every call (measured at
+    several microseconds per event), so the labelled child is looked up once and kept."""
     key = (id(metric), labels)
-    child = _CHILDREN.get(key)
-    if child is None:
-        child = _CHILDREN[key] = metric.labels(*labels)
-    child.inc(amount)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
+
+
+def count(metric: Counter, *labels: str, amount: float = 1.0) -> None:
+    child(metric, *labels).inc(amount)

@@ -12,10 +12,11 @@ from aiokafka.structs import RecordMetadata
 from oscar_stream import metrics
 from oscar_stream.config import Settings
 from oscar_stream.kafka.batch_agent import BatchAgent
+from oscar_stream.kafka.out_record import OutRecord
 from oscar_stream.kafka.topics_admin import desired_topics
 from oscar_stream.launch.executor import Executor, Limiter, ResultSink
 from oscar_stream.launch.results import Result, output_events
-from oscar_stream.normalize.records import CLOUDEVENTS_HEADERS, OutRecord
+from oscar_stream.normalize.records import CLOUDEVENTS_HEADERS
 from oscar_stream.route.services_table import ServicesTable
 from oscar_stream.topics import TopicNames
 

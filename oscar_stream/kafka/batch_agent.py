@@ -18,8 +18,9 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
 from oscar_stream.config import KafkaSettings
-from oscar_stream.kafka.clients import consumer, reliable_producer
-from oscar_stream.normalize.records import OutRecord
+from oscar_stream.kafka.batch_writer import BatchWriter
+from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, consumer, reliable_producer
+from oscar_stream.kafka.out_record import OutRecord
 
 log = logging.getLogger(__name__)
 Handler = Callable[[ConsumerRecord[bytes, bytes]], Sequence[OutRecord]]
@@ -50,19 +51,16 @@ class BatchAgent:
         writer = reliable_producer(self._kafka, client_id=f"{self._kafka.client_id}-{self.name}-producer")
         await writer.start()
         await reader.start()
+        batches = BatchWriter(writer, MAX_REQUEST_BYTES)
         try:
             while True:
                 batch = await reader.getmany(timeout_ms=200, max_records=self._max_records)
                 self.joined.set()
                 if not batch:
                     continue
-                deliveries = []
-                for messages in batch.values():
-                    for message in messages:
-                        for out in self._handle(message):
-                            deliveries.append(await writer.send(out.topic, out.value, key=out.key,
-                                                                headers=list(out.headers) or None))
-                await asyncio.gather(*deliveries)  # raises if Kafka refused a record: nothing is committed
+                handle = self._handle
+                out = [record for messages in batch.values() for message in messages for record in handle(message)]
+                await asyncio.gather(*(await batches.write(out)).deliveries)  # raises if Kafka refused one
                 offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
                 try:
                     await reader.commit(offsets)

@@ -9,6 +9,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from oscar_stream.config import KafkaSettings
+from oscar_stream.kafka.partitioner import KafkaDefaultPartitioner
+
+MAX_REQUEST_BYTES = 1_048_576  # aiokafka's and the broker's default; a record must fit in one request
 
 
 def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -32,6 +35,8 @@ def reliable_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProduce
         "enable_idempotence": True,
         "linger_ms": 5,
         "request_timeout_ms": 15000,
+        "max_request_size": MAX_REQUEST_BYTES,
+        "partitioner": KafkaDefaultPartitioner(),
         **overrides,
     }
     return AIOKafkaProducer(**options)

@@ -19,12 +19,12 @@ import orjson
 from oscar_stream import metrics
 from oscar_stream.deadletter import Origin, deadletter_record, reason_label
 from oscar_stream.kafka.faust_topics import byte_topic
+from oscar_stream.kafka.out_record import OutRecord
 from oscar_stream.launch.executor import Executor
 from oscar_stream.launch.local import LocalExecutor
 from oscar_stream.launch.remote import RemoteForwarder
 from oscar_stream.launch.results import Result
 from oscar_stream.normalize.canonical import InvalidEvent, age_seconds
-from oscar_stream.normalize.records import OutRecord
 from oscar_stream.route.model import Invocation
 from oscar_stream.storage.registry import Stores
 from oscar_stream.worker_context import WorkerContext
@@ -103,6 +103,7 @@ def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContex
             except (orjson.JSONDecodeError, InvalidEvent, KeyError, TypeError, ValueError) as err:
                 await dead(manual, event, f"invalid invocation: {err}")
                 continue
+            metrics.count(metrics.INVOCATIONS, invocation.service)
             # A copy of an invocation that is running or done: the store's notification of a job's output and
             # the job's own output event both route to the same invocation id. Same key, same partition: the
             # first copy's offset still holds back the commit until it is acknowledged.

@@ -4,25 +4,17 @@ does the I/O around it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from oscar_stream import metrics
 from oscar_stream.config import SourceSettings
 from oscar_stream.deadletter import Origin, deadletter_record, reason_label
+from oscar_stream.kafka.out_record import OutRecord
 from oscar_stream.normalize.dcache_events import EventLoss
 from oscar_stream.normalize.dispatch import decode_headers, parse_raw
 from oscar_stream.normalize.outcome import ParseError
 from oscar_stream.topics import TopicNames
 
 CLOUDEVENTS_HEADERS = (("content-type", b"application/cloudevents+json"),)
-
-
-@dataclass(frozen=True)
-class OutRecord:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def normalize_record(

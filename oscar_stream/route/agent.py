@@ -8,7 +8,7 @@ from aiokafka import ConsumerRecord
 
 from oscar_stream.deadletter import Origin
 from oscar_stream.kafka.batch_agent import BatchAgent, agent_group
-from oscar_stream.normalize.records import OutRecord
+from oscar_stream.kafka.out_record import OutRecord
 from oscar_stream.route.records import route_record
 from oscar_stream.worker_context import WorkerContext
 

@@ -10,10 +10,21 @@ from oscar_stream.normalize.canonical import StorageEvent
 from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What matching needs of one input of one service, in one small object: with thousands of services, every
+    event touches different ones, and each pointer followed is a likely cache miss."""
+
+    input: InputSpec
+    name: str
+    version: str
+    service: ServiceSpec
+
+
 @dataclass(slots=True)
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
-    inputs: list[tuple[InputSpec, ServiceSpec]] = field(default_factory=list)
+    targets: tuple[_Target, ...] = ()
 
 
 class RoutingIndex:
@@ -40,7 +51,7 @@ class RoutingIndex:
             node = self._roots.setdefault(inp.storage, _Node())
             for segment in inp.segments:
                 node = node.children.setdefault(segment, _Node())
-            node.inputs.append((inp, service))
+            node.targets += (_Target(inp, service.name, service.version, service),)
 
     def remove(self, name: str) -> bool:
         old = self._services.pop(name, None)
@@ -53,7 +64,7 @@ class RoutingIndex:
                 path.append(parent.children.get(segment) if parent else None)
             node = path[-1]
             if node is not None:
-                node.inputs = [(i, s) for i, s in node.inputs if s.name != name]
+                node.targets = tuple(t for t in node.targets if t.name != name)
             self._prune(inp)
         return True
 
@@ -69,28 +80,31 @@ class RoutingIndex:
             trail.append(child)
         for depth in range(len(trail) - 1, 0, -1):
             node = trail[depth]
-            if node.inputs or node.children:
+            if node.targets or node.children:
                 return
             del trail[depth - 1].children[inp.segments[depth - 1]]
-        if not root.inputs and not root.children:
+        if not root.targets and not root.children:
             del self._roots[inp.storage]
 
-    def match(self, event: StorageEvent) -> list[ServiceSpec]:
-        """Services with an input matching ``event``, each once, in a stable order."""
+    def _targets(self, event: StorageEvent) -> list[_Target]:
         node: _Node | None = self._roots.get(event.storage)
-        found: dict[str, ServiceSpec] = {}
+        found: dict[str, _Target] = {}
         # Inputs live at folder nodes; an object at a/b/c/file is under folders (), a, a/b and a/b/c.
         folders = event.path.split("/")[:-1]
         depth = 0
         while node is not None:
-            for inp, service in node.inputs:
-                if service.name not in found and inp.matches(event):
-                    found[service.name] = service
+            for target in node.targets:
+                if target.name not in found and target.input.matches(event):
+                    found[target.name] = target
             if depth == len(folders):
                 break
             node = node.children.get(folders[depth])
             depth += 1
         return list(found.values())
 
+    def match(self, event: StorageEvent) -> list[ServiceSpec]:
+        """Services with an input matching ``event``, each once, in a stable order."""
+        return [target.service for target in self._targets(event)]
+
     def route(self, event: StorageEvent) -> list[Invocation]:
-        return [Invocation.create(service, event) for service in self.match(event)]
+        return [Invocation.of(target.name, target.version, event) for target in self._targets(event)]

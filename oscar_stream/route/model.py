@@ -175,12 +175,12 @@ class Invocation:
 
     @classmethod
     def create(cls, service: ServiceSpec, event: StorageEvent) -> Invocation:
-        return cls(
-            id=identity_id("invocation", service.name, event.id),
-            service=service.name,
-            service_version=service.version,
-            event=event,
-        )
+        return cls.of(service.name, service.version, event)
+
+    @classmethod
+    def of(cls, service: str, version: str, event: StorageEvent) -> Invocation:
+        return cls(id=identity_id("invocation", service, event.id), service=service, service_version=version,
+                   event=event)
 
     def to_json(self) -> bytes:
         return orjson.dumps({

@@ -134,6 +134,53 @@ async def test_gateway_refuses_what_it_must(gateway: tuple[str, Settings]) -> No
     assert headers["oscar-source"] == b"minio.default" and b"T" in headers["oscar-received-at"]
 
 
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 8192):
+        yield body[start:start + 8192]
+
+
+async def test_gateway_endpoints_methods_and_bodies_without_length(gateway: tuple[str, Settings]) -> None:
+    url, settings = gateway
+    token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/webhook/minio.default", headers=auth) as response:
+            assert response.status == 405 and response.headers["Allow"] == "POST"
+        async with http.post(f"{url}/nowhere", data=b"{}", headers=auth) as response:
+            assert response.status == 404 and "/webhook/<source id>" in (await response.json())["hint"]
+        async with http.post(f"{url}/metrics") as response:
+            assert response.status == 405
+        async with http.get(f"{url}/metrics") as response:
+            assert response.status == 200 and "oscar_stream_gateway_requests_total" in await response.text()
+        # Chunked transfer: no Content-Length to refuse early, the limit is enforced on what arrives.
+        async with http.post(f"{url}/webhook/minio.default", data=_chunks(b"x" * 70000), headers=auth) as response:
+            assert response.status == 413
+    names = TopicNames(settings.kafka.topic_prefix)
+    assert await read_records(settings, names.raw("minio.default"), 1, timeout_s=2) == []
+
+
+async def test_concurrent_webhooks_each_get_the_offset_of_their_own_record(gateway: tuple[str, Settings]) -> None:
+    """Records of concurrent requests share Kafka batches; every reply must still name its own record."""
+    url, settings = gateway
+    token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    template = (EVENTS / "minio-put.json").read_bytes()
+    bodies = [template.replace(b"frame-000117", f"frame-{i:06d}".encode()) for i in range(300)]
+    assert len(set(bodies)) == 300
+    async with aiohttp.ClientSession() as http:
+        async def post(body: bytes) -> tuple[int, dict[str, Any]]:
+            async with http.post(f"{url}/webhook/minio.default", data=body, headers=auth) as response:
+                return response.status, await response.json()
+        replies = await asyncio.gather(*(post(b) for b in bodies))
+    assert {status for status, _ in replies} == {200}
+    names = TopicNames(settings.kafka.topic_prefix)
+    records = await read_records(settings, names.raw("minio.default"), 300, exactly=True)
+    stored = {(r.partition, r.offset): r.value for r in records}
+    assert len(stored) == 300
+    assert {(reply["partition"], reply["offset"]): body for body, (_, reply) in zip(bodies, replies, strict=True)} \
+        == stored
+
+
 async def test_malformed_notifications_are_dead_lettered_and_the_stream_goes_on(
         gateway: tuple[str, Settings], config_file: Path, tmp_path: Path) -> None:
     url, settings = gateway

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import jsonschema
 import orjson
 import pytest
 
 from oscar_stream.config import DcachePath, Settings, SourceSettings
-from oscar_stream.deadletter import deadletter_record
+from oscar_stream.deadletter import MAX_PAYLOAD_BYTES, Origin, deadletter_record
+from oscar_stream.kafka.clients import MAX_REQUEST_BYTES
 from oscar_stream.kafka.topics_admin import desired_topics
 from oscar_stream.launch.results import Result
 from oscar_stream.normalize.s3_records import parse_s3_notification
@@ -55,3 +58,16 @@ def test_a_broken_topic_file_names_the_file_and_field(tmp_path: object) -> None:
     (folder / "bad.yaml").write_text("name: x\ndescription: d\npartitions: 0\nkey: k\n")
     with pytest.raises(TopicFileError, match=r"bad\.yaml: partitions: Input should be greater than or equal to 1"):
         load_topic_specs(folder)
+
+
+def test_a_huge_unparseable_payload_still_fits_one_kafka_request_and_points_to_the_original() -> None:
+    payload = b"\xff" * (2 * MAX_REQUEST_BYTES)
+    value = deadletter_record("normalize", "minio.default", "not JSON", payload, Origin("oscar.raw.m", 3, 17))
+    assert len(value) < MAX_REQUEST_BYTES
+    record = orjson.loads(value)
+    jsonschema.validate(record, _schema("deadletter"))
+    assert record["payload_truncated"] is True and record["payload_bytes"] == len(payload)
+    assert base64.b64decode(record["payload_b64"]) == payload[:MAX_PAYLOAD_BYTES]
+    assert record["origin"] == {"topic": "oscar.raw.m", "partition": 3, "offset": 17}
+    small = orjson.loads(deadletter_record("route", "oscar.events", "invalid canonical event: x", b"{}"))
+    assert small["payload_truncated"] is False and base64.b64decode(small["payload_b64"]) == b"{}"

@@ -1,0 +1,83 @@
+"""Write many records at once: one Kafka record batch per partition, built directly, instead of one
+``send()`` per record.
+
+``AIOKafkaProducer.send`` costs ~35 µs per record here (a coroutine, a future and the partitioner for every
+record); building the batches ourselves costs about half. The producer still does the rest — idempotent
+sequence numbers, acks=all, retries — per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from oscar_stream.kafka.out_record import OutRecord
+from oscar_stream.kafka.partitioner import partition_for
+
+
+class RecordTooLarge(ValueError):
+    """A record that no Kafka batch can carry with the producer's ``max_request_size``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What :meth:`BatchWriter.write` queued: one future per batch (done when Kafka acknowledged it) and, per
+    record in input order, the index of its batch and its offset inside that batch."""
+
+    deliveries: list[asyncio.Future[RecordMetadata]]
+    places: list[tuple[int, int]]
+
+
+class BatchWriter:
+    def __init__(self, producer: AIOKafkaProducer, max_record_bytes: int) -> None:
+        self._producer = producer
+        self._max_record_bytes = max_record_bytes
+
+    def check_size(self, record: OutRecord) -> None:
+        size = len(record.value) + len(record.key or b"") + sum(len(n) + len(v) for n, v in record.headers)
+        if size > self._max_record_bytes:
+            raise RecordTooLarge(f"a {size}-byte record for {record.topic} exceeds the producer's "
+                                 f"max_request_size ({self._max_record_bytes} bytes)")
+
+    async def write(self, records: Iterable[OutRecord]) -> Written:
+        """Queue ``records`` for sending. Records with the same key keep their order, as with ``send()``."""
+        partitions: dict[str, int] = {}
+        open_batches: dict[tuple[str, int], tuple[Any, int]] = {}  # (topic, partition) -> (builder, its slot)
+        slots: list[tuple[str, int, Any]] = []  # per batch: topic, partition, builder (then its future)
+        places: list[tuple[int, int]] = []
+        for record in records:
+            count = partitions.get(record.topic)
+            if count is None:
+                count = partitions[record.topic] = len(await self._producer.partitions_for(record.topic))
+            self.check_size(record)
+            partition = partition_for(record.key, count) if record.key is not None else random.randrange(count)
+            where = (record.topic, partition)
+            builder, slot = open_batches.get(where) or self._open(open_batches, slots, where)
+            appended = builder.append(key=record.key, value=record.value, timestamp=None,
+                                      headers=list(record.headers))
+            if appended is None:  # full: a new batch takes the record; the full one can go now
+                slots[slot] = (record.topic, partition, await self._submit(builder, record.topic, partition))
+                builder, slot = self._open(open_batches, slots, where)
+                appended = builder.append(key=record.key, value=record.value, timestamp=None,
+                                          headers=list(record.headers))
+            places.append((slot, appended.offset))
+        for (topic, partition), (builder, slot) in open_batches.items():
+            slots[slot] = (topic, partition, await self._submit(builder, topic, partition))
+        return Written([future for _, _, future in slots], places)
+
+    def _open(self, open_batches: dict[tuple[str, int], tuple[Any, int]], slots: list[tuple[str, int, Any]],
+              where: tuple[str, int]) -> tuple[Any, int]:
+        opened = open_batches[where] = (self._producer.create_batch(), len(slots))
+        slots.append((where[0], where[1], None))
+        return opened
+
+    async def _submit(self, builder: Any, topic: str, partition: int) -> asyncio.Future[RecordMetadata]:
+        builder.close()  # nothing else may append to it once it is queued (the producer's send() would)
+        future: asyncio.Future[RecordMetadata] = await self._producer.send_batch(builder, topic, partition=partition)
+        return future

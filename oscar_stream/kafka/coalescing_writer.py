@@ -1,0 +1,82 @@
+"""Many concurrent callers, each waiting for its own record's acknowledgement, share Kafka batches.
+
+The gateway answers every webhook only after Kafka acknowledged that request's record. Calling
+``send_and_wait`` per request costs a coroutine, a future, a partitioner call and a timeout task each; here,
+records queued during one turn of the event loop are written together by one task (so they keep their order)
+through :class:`BatchWriter`, and each caller's future completes when its own batch is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiokafka.structs import RecordMetadata
+
+from oscar_stream.kafka.batch_writer import BatchWriter
+from oscar_stream.kafka.out_record import OutRecord
+
+Placement = tuple[int, int]  # partition, offset
+_Waiters = list[tuple[asyncio.Future[Placement], int]]  # caller, offset inside the batch
+
+
+class CoalescingWriter:
+    def __init__(self, writer: BatchWriter) -> None:
+        self._writer = writer
+        self._queue: list[tuple[OutRecord, asyncio.Future[Placement]]] = []
+        self._wake = asyncio.Event()
+
+    def write(self, record: OutRecord) -> asyncio.Future[Placement]:
+        """Queue ``record``; the future gives its partition and offset once Kafka acknowledged it, or the
+        producer's error. Raises :class:`RecordTooLarge` at once for a record no batch can carry."""
+        self._writer.check_size(record)
+        done: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, done))
+        self._wake.set()
+        return done
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[CoalescingWriter]:
+        task = asyncio.create_task(self._run())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for _, done in self._queue:
+                if not done.done():
+                    done.set_exception(ConnectionError("the gateway's Kafka writer stopped"))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            taken, self._queue = self._queue, []
+            try:
+                written = await self._writer.write(record for record, _ in taken)
+            except Exception as err:  # e.g. the producer is closing: every caller of this turn hears it
+                for _, done in taken:
+                    if not done.done():
+                        done.set_exception(err)
+                continue
+            waiters: list[_Waiters] = [[] for _ in written.deliveries]
+            for (_, done), (batch, relative) in zip(taken, written.places, strict=True):
+                waiters[batch].append((done, relative))
+            for delivery, batch_waiters in zip(written.deliveries, waiters, strict=True):
+                delivery.add_done_callback(_resolver(batch_waiters))
+
+
+def _resolver(waiters: _Waiters) -> Callable[[asyncio.Future[RecordMetadata]], None]:
+    def resolve(delivery: asyncio.Future[RecordMetadata]) -> None:
+        error = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
+        for done, relative in waiters:
+            if done.done():
+                continue  # the caller gave up (timeout, client went away)
+            if error is not None:
+                done.set_exception(error)
+            else:
+                metadata = delivery.result()
+                done.set_result((metadata.partition, metadata.offset + relative))
+    return resolve
