@@ -71,7 +71,7 @@ async def _cleanup(api: client.ApiClient, service: str) -> None:
 async def _raw_rate(api: client.ApiClient, settings: Settings, service: ServiceSpec, count: int,
                     concurrency: int) -> float:
     batch = client.BatchV1Api(api)
-    bodies = [job_spec.build_job(i, service, NAMESPACE, "oscar-stream:bench", "unused") for i in
+    bodies = [job_spec.build_job(i, service, NAMESPACE, "oscar-stream:bench", "unused", "bench") for i in
               _invocations(service, count)]
     gate = asyncio.Semaphore(concurrency)
 

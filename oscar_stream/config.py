@@ -129,6 +129,9 @@ class KubernetesSettings(_Section):
     namespace: str = "oscar-stream"
     max_requests_per_second: float = Field(default=50.0, gt=0)
     helper_image: str = "ghcr.io/oscar-stream/oscar-stream:0.1.0"
+    cleanup_interval_s: float = Field(default=60.0, gt=0, description="how often unused ConfigMaps/Secrets are sought")
+    cleanup_grace_s: float = Field(default=600.0, ge=0,
+                                   description="how long an object stays unused before it is deleted")
 
 
 class StackSettings(_Section):

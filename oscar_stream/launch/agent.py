@@ -66,6 +66,11 @@ def register_launch(ctx: WorkerContext, executor_factory: Callable[[WorkerContex
     async def start_executor() -> None:
         await executor.start()
 
+    @app.task
+    async def tidy_up_after_jobs() -> None:
+        await ctx.services.ready.wait()
+        await executor.maintain(ctx.services.index.services)
+
     async def dead(stream: Any, event: Any, reason: str) -> None:
         message = event.message
         metrics.DEADLETTERED.labels("launch", reason_label(reason)).inc()

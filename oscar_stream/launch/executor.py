@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 from oscar_stream.launch.results import Result
@@ -66,6 +66,9 @@ class Executor(ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    async def maintain(self, services: Callable[[], Iterable[ServiceSpec]]) -> None:  # noqa: B027 - optional hook
+        """Run for the life of the worker, tidying up after jobs; ``services`` gives the current table."""
 
     @abstractmethod
     async def launch(self, invocation: Invocation, service: ServiceSpec, permit: Permit) -> None:

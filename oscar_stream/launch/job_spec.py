@@ -21,6 +21,7 @@ import orjson
 
 from oscar_stream.launch.contract import contract_variables
 from oscar_stream.launch.staging import input_file_name
+from oscar_stream.normalize.canonical import identity_id
 from oscar_stream.route.model import Invocation, ServiceSpec
 
 MANAGED_BY = "oscar-stream"
@@ -28,12 +29,30 @@ LABEL_MANAGED = "app.kubernetes.io/managed-by"
 LABEL_SERVICE = "oscar-stream.io/service"
 LABEL_INVOCATION = "oscar-stream.io/invocation"
 LABEL_EVENT = "oscar-stream.io/event"
+LABEL_DEPLOYMENT = "oscar-stream.io/deployment"
 ANNOTATION_VERSION = "oscar-stream.io/service-version"
 ANNOTATION_EVENT_TIME = "oscar-stream.io/event-time"
 ANNOTATION_RECEIVED_AT = "oscar-stream.io/received-at"
 ANNOTATION_OBJECT = "oscar-stream.io/object"
 ANNOTATION_PUBLISHED = "oscar-stream.io/result-published"
-SELECTOR = f"{LABEL_MANAGED}={MANAGED_BY}"
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def deployment_label(app_id: str) -> str:
+    """The label value naming one oscar-stream deployment (its ``app_id``): several may share a namespace, and
+    each watches, adopts and cleans up only its own objects."""
+    return _LABEL_VALUE.sub("-", app_id)[:63].strip("-._") or "oscar-stream"
+
+
+def selector(deployment: str) -> str:
+    return f"{LABEL_MANAGED}={MANAGED_BY},{LABEL_DEPLOYMENT}={deployment}"
+
+
+def owned_labels(deployment: str, service: str | None = None) -> dict[str, str]:
+    labels = {LABEL_MANAGED: MANAGED_BY, LABEL_DEPLOYMENT: deployment}
+    if service is not None:
+        labels[LABEL_SERVICE] = service
+    return labels
 
 WORK = "/oscar"
 INPUT_DIR = f"{WORK}/input"
@@ -49,32 +68,43 @@ def job_name(invocation: Invocation) -> str:
     return f"{service}-{invocation.id[:23]}"
 
 
-def script_configmap_name(service: ServiceSpec) -> str:
-    return f"oscar-script-{service.name}-{service.version[:10]}"
+def _version_suffix(service: ServiceSpec, deployment: str) -> str:
+    # Per deployment too: each deployment deletes its own objects, so two must never share one.
+    return identity_id(deployment, service.version)[:10]
 
 
-def secrets_name(service: ServiceSpec) -> str:
-    return f"oscar-secrets-{service.name}-{service.version[:10]}"
+def script_configmap_name(service: ServiceSpec, deployment: str) -> str:
+    return f"oscar-script-{service.name}-{_version_suffix(service, deployment)}"
 
 
-def script_configmap(service: ServiceSpec, namespace: str) -> dict[str, Any]:
+def secrets_name(service: ServiceSpec, deployment: str) -> str:
+    return f"oscar-secrets-{service.name}-{_version_suffix(service, deployment)}"
+
+
+def current_objects(service: ServiceSpec, deployment: str) -> set[str]:
+    """The ConfigMap and Secret names a Job of this version of ``service`` uses."""
+    return {script_configmap_name(service, deployment),
+            *([secrets_name(service, deployment)] if service.secrets else [])}
+
+
+def script_configmap(service: ServiceSpec, namespace: str, deployment: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": script_configmap_name(service), "namespace": namespace,
-                     "labels": {LABEL_MANAGED: MANAGED_BY, LABEL_SERVICE: service.name},
+        "metadata": {"name": script_configmap_name(service, deployment), "namespace": namespace,
+                     "labels": owned_labels(deployment, service.name),
                      "annotations": {ANNOTATION_VERSION: service.version}},
         "data": {"script.sh": service.script},
     }
 
 
-def secrets_object(service: ServiceSpec, namespace: str) -> dict[str, Any]:
+def secrets_object(service: ServiceSpec, namespace: str, deployment: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {"name": secrets_name(service), "namespace": namespace,
-                     "labels": {LABEL_MANAGED: MANAGED_BY, LABEL_SERVICE: service.name}},
+        "metadata": {"name": secrets_name(service, deployment), "namespace": namespace,
+                     "labels": owned_labels(deployment, service.name)},
         "stringData": dict(service.secrets),
     }
 
@@ -109,13 +139,13 @@ def build_job(
     namespace: str,
     helper_image: str,
     storage_secret: str,
+    deployment: str,
 ) -> dict[str, Any]:
     event = invocation.event
     input_file = f"{INPUT_DIR}/{input_file_name(event)}"
     labels = {
         **service.labels,
-        LABEL_MANAGED: MANAGED_BY,
-        LABEL_SERVICE: service.name,
+        **owned_labels(deployment, service.name),
         LABEL_INVOCATION: invocation.id,
         LABEL_EVENT: event.id,
     }
@@ -148,7 +178,7 @@ def build_job(
         "volumeMounts": [work_mount, {"name": "script", "mountPath": f"{WORK}/script", "readOnly": True}],
     }
     if service.secrets:
-        script_container["envFrom"] = [{"secretRef": {"name": secrets_name(service)}}]
+        script_container["envFrom"] = [{"secretRef": {"name": secrets_name(service, deployment)}}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -166,7 +196,7 @@ def build_job(
         "volumes": [
             {"name": "work", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-            {"name": "script", "configMap": {"name": script_configmap_name(service), "defaultMode": 0o555}},
+            {"name": "script", "configMap": {"name": script_configmap_name(service, deployment), "defaultMode": 0o555}},
             {"name": "storage", "secret": {"secretName": storage_secret}},
         ],
     }

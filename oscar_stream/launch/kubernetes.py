@@ -16,6 +16,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from oscar_stream import metrics
 from oscar_stream.config import Settings
 from oscar_stream.launch import job_spec
+from oscar_stream.launch.cleanup import UnneededTracker, referenced_objects
 from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
 from oscar_stream.launch.results import Result
 from oscar_stream.normalize.canonical import rfc3339
@@ -53,7 +55,7 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
-def storage_secret(settings: Settings, namespace: str) -> dict[str, Any]:
+def storage_secret(settings: Settings, namespace: str, deployment: str) -> dict[str, Any]:
     """The helper's configuration (storage endpoints and credentials), named by content so rotation is safe."""
     storages = [
         {**s.model_dump(mode="json", exclude={"secret_key", "password"}),
@@ -62,11 +64,12 @@ def storage_secret(settings: Settings, namespace: str) -> dict[str, Any]:
         for s in settings.storages
     ]
     document = yaml.safe_dump({"storages": storages}, sort_keys=True)
-    digest = hashlib.blake2b(document.encode(), digest_size=5).hexdigest()
+    # The deployment is part of the name: each deployment deletes its own, so two must never share one.
+    digest = hashlib.blake2b(f"{deployment}\n{document}".encode(), digest_size=5).hexdigest()
     return {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": f"oscar-stream-storage-{digest}", "namespace": namespace,
-                     "labels": {job_spec.LABEL_MANAGED: job_spec.MANAGED_BY}},
+                     "labels": job_spec.owned_labels(deployment)},
         "stringData": {"storage.yaml": document},
     }
 
@@ -94,11 +97,14 @@ class KubernetesExecutor(Executor):
         super().__init__(sink, limiter)
         self.settings = settings
         self.namespace = settings.kubernetes.namespace
+        self.deployment = job_spec.deployment_label(settings.app_id)
+        self._selector = job_spec.selector(self.deployment)
         self.rate = RateLimiter(settings.kubernetes.max_requests_per_second)
         self.api: client.ApiClient | None = None
         self._permits: dict[str, Permit] = {}
         self._published: set[str] = set()
         self._ensured: set[str] = set()
+        self._references: dict[str, set[str]] = {}  # Job name -> ConfigMaps/Secrets it uses
         self._watcher: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()
 
@@ -115,7 +121,7 @@ class KubernetesExecutor(Executor):
             await config.load_kube_config(config_file=str(k8s.kubeconfig), context=k8s.context,
                                           client_configuration=configuration)
         self.api = client.ApiClient(configuration)
-        self._storage_secret = storage_secret(self.settings, self.namespace)
+        self._storage_secret = storage_secret(self.settings, self.namespace, self.deployment)
         self._watcher = asyncio.ensure_future(self._watch_forever())
         await self.synced.wait()
 
@@ -168,12 +174,12 @@ class KubernetesExecutor(Executor):
         name = job_spec.job_name(invocation)
         labels = (service.name, self.kind)
         body = job_spec.build_job(invocation, service, self.namespace, self.settings.kubernetes.helper_image,
-                                  self._storage_secret["metadata"]["name"])
+                                  self._storage_secret["metadata"]["name"], self.deployment)
         try:
             await self._ensure(self._storage_secret)
-            await self._ensure(job_spec.script_configmap(service, self.namespace))
+            await self._ensure(job_spec.script_configmap(service, self.namespace, self.deployment))
             if service.secrets:
-                await self._ensure(job_spec.secrets_object(service, self.namespace))
+                await self._ensure(job_spec.secrets_object(service, self.namespace, self.deployment))
             self._permits[name] = permit
             await self._call(f"create Job {name}", client.BatchV1Api(self.api).create_namespaced_job,
                              self.namespace, body)
@@ -196,6 +202,45 @@ class KubernetesExecutor(Executor):
         metrics.JOBS_LAUNCHED.labels(*labels).inc()
         metrics.JOBS_ACTIVE.labels(*labels).inc()
 
+    # --- cleanup -----------------------------------------------------------------------------------------
+
+    async def maintain(self, services: Callable[[], Iterable[ServiceSpec]]) -> None:
+        """Delete this deployment's ConfigMaps and Secrets that nothing needs any more (see cleanup.py)."""
+        await self.synced.wait()
+        k8s = self.settings.kubernetes
+        tracker = UnneededTracker(k8s.cleanup_grace_s)
+        core = client.CoreV1Api(self.api)
+        while True:
+            try:
+                await self._sweep(core, tracker, services)
+            except (ApiException, TimeoutError, OSError) as err:
+                log.warning("cleaning up ConfigMaps/Secrets failed (%s); trying again later", err)
+            await asyncio.sleep(k8s.cleanup_interval_s)
+
+    async def _sweep(self, core: client.CoreV1Api, tracker: UnneededTracker,
+                     services: Callable[[], Iterable[ServiceSpec]]) -> None:
+        needed = {self._storage_secret["metadata"]["name"]}
+        for service in services():
+            needed |= job_spec.current_objects(service, self.deployment)
+        for names in self._references.values():
+            needed |= names
+        kinds = {
+            "ConfigMap": (core.list_namespaced_config_map, core.delete_namespaced_config_map),
+            "Secret": (core.list_namespaced_secret, core.delete_namespaced_secret),
+        }
+        present: list[tuple[str, str]] = []
+        for kind, (list_objects, _) in kinds.items():
+            listing = await self._call(f"list {kind}s", list_objects, self.namespace, label_selector=self._selector)
+            present += [(kind, item.metadata.name) for item in listing.items]
+        for kind, name in tracker.due(present, needed, time.monotonic()):
+            try:
+                await self._call(f"delete {kind} {name}", kinds[kind][1], name, self.namespace)
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+            self._ensured.discard(name)
+            log.info("deleted %s %s: no current service version and no Job uses it", kind, name)
+
     # --- the watch ---------------------------------------------------------------------------------------
 
     async def _watch_forever(self) -> None:
@@ -203,7 +248,7 @@ class KubernetesExecutor(Executor):
         while True:
             try:
                 listing = await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
-                                           label_selector=job_spec.SELECTOR)
+                                           label_selector=self._selector)
                 for job in listing.items:
                     await self._observe(job, initial=True)
                 self.synced.set()
@@ -211,7 +256,7 @@ class KubernetesExecutor(Executor):
                 stream = watch.Watch()
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
-                                                      label_selector=job_spec.SELECTOR, resource_version=version,
+                                                      label_selector=self._selector, resource_version=version,
                                                       allow_watch_bookmarks=True, timeout_seconds=300):
                         if change["type"] == "DELETED":
                             self._forget(change["object"])
@@ -235,6 +280,7 @@ class KubernetesExecutor(Executor):
     def _forget(self, job: Any) -> None:
         name = job.metadata.name
         self._published.discard(name)
+        self._references.pop(name, None)
         permit = self._permits.pop(name, None)
         if permit:
             permit.release()
@@ -244,6 +290,7 @@ class KubernetesExecutor(Executor):
         labels = job.metadata.labels or {}
         annotations = job.metadata.annotations or {}
         service = labels.get(job_spec.LABEL_SERVICE, "unknown")
+        self._references[name] = referenced_objects(job.spec.template.spec)
         finished = _finished(job)
         if finished is None:
             if initial and name not in self._permits:

