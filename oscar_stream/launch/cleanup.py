@@ -11,24 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-
-def referenced_objects(pod_spec: Any) -> set[str]:
-    """ConfigMap and Secret names a pod spec (a kubernetes-asyncio ``V1PodSpec``) mounts or reads."""
-    names: set[str] = set()
-    for volume in pod_spec.volumes or ():
-        if volume.config_map is not None:
-            names.add(volume.config_map.name)
-        if volume.secret is not None:
-            names.add(volume.secret.secret_name)
-    for container in [*(pod_spec.init_containers or ()), *(pod_spec.containers or ())]:
-        for source in container.env_from or ():
-            for ref in (source.config_map_ref, source.secret_ref):
-                if ref is not None:
-                    names.add(ref.name)
-    return names
-
 
 Object = tuple[str, str]  # kind, name
 

@@ -26,11 +26,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
-from oscar_stream.launch import job_spec
-from oscar_stream.launch.cleanup import UnneededTracker, referenced_objects
+from oscar_stream.launch import job_spec, job_status
+from oscar_stream.launch.cleanup import UnneededTracker
 from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
 from oscar_stream.launch.results import Result
-from oscar_stream.normalize.canonical import rfc3339
 from oscar_stream.route.model import Invocation, ServiceSpec
 from oscar_stream.storage.base import StoredObject
 
@@ -72,22 +71,6 @@ def storage_secret(settings: Settings, namespace: str, deployment: str) -> dict[
                      "labels": job_spec.owned_labels(deployment)},
         "stringData": {"storage.yaml": document},
     }
-
-
-def _finished(job: Any) -> tuple[str, str | None, Any] | None:
-    """("succeeded"|"failed", reason, time) when the Job has finished."""
-    for condition in (job.status.conditions or []) if job.status else []:
-        if condition.status != "True":
-            continue
-        if condition.type == "Complete":
-            return "succeeded", None, condition.last_transition_time
-        if condition.type == "Failed":
-            return "failed", f"{condition.reason}: {condition.message}", condition.last_transition_time
-    return None
-
-
-def _time(value: Any) -> str | None:
-    return rfc3339(value) if value is not None else None
 
 
 class KubernetesExecutor(Executor):
@@ -250,10 +233,10 @@ class KubernetesExecutor(Executor):
                 listing = await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
                                            label_selector=self._selector)
                 for job in listing.items:
-                    await self._observe(job, initial=True)
+                    await self._observe(self.api.sanitize_for_serialization(job), initial=True)  # type: ignore[union-attr]
                 self.synced.set()
                 version = listing.metadata.resource_version
-                stream = watch.Watch()
+                stream = watch.Watch(return_type="object")  # events as dictionaries: see job_status.py
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
                                                       label_selector=self._selector, resource_version=version,
@@ -277,22 +260,24 @@ class KubernetesExecutor(Executor):
                 log.exception("handling a Job change failed; listing again in 2s")
                 await asyncio.sleep(2)
 
-    def _forget(self, job: Any) -> None:
-        name = job.metadata.name
+    def _forget(self, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
         self._published.discard(name)
         self._references.pop(name, None)
         permit = self._permits.pop(name, None)
         if permit:
             permit.release()
 
-    async def _observe(self, job: Any, initial: bool) -> None:
-        name = job.metadata.name
-        labels = job.metadata.labels or {}
-        annotations = job.metadata.annotations or {}
+    async def _observe(self, job: dict[str, Any], initial: bool) -> None:
+        metadata = job["metadata"]
+        name = metadata["name"]
+        labels = metadata.get("labels") or {}
+        annotations = metadata.get("annotations") or {}
         service = labels.get(job_spec.LABEL_SERVICE, "unknown")
-        self._references[name] = referenced_objects(job.spec.template.spec)
-        finished = _finished(job)
-        if finished is None:
+        if name not in self._references:  # a Job's pod template never changes
+            self._references[name] = job_status.referenced_objects(job)
+        ended = job_status.finished(job)
+        if ended is None:
             if initial and name not in self._permits:
                 self._permits[name] = self.limiter.adopt(service)
                 metrics.JOBS_ACTIVE.labels(service, self.kind).inc()
@@ -300,20 +285,22 @@ class KubernetesExecutor(Executor):
         if name in self._published or annotations.get(job_spec.ANNOTATION_PUBLISHED) == "true":
             self._published.add(name)
             return
-        status, reason, finished_at = finished
+        status = job.get("status") or {}
+        started = job_status.parse_time(status.get("startTime"))
+        completed = job_status.parse_time(status.get("completionTime")) or ended.at
         result = Result(
             invocation_id=labels.get(job_spec.LABEL_INVOCATION, ""),
             service=service,
             event_id=labels.get(job_spec.LABEL_EVENT, ""),
-            status=status,  # type: ignore[arg-type]
+            status=ended.status,
             executor=self.kind,
-            reason=reason,
+            reason=ended.reason,
             job=name,
             logs=f"kubectl logs -n {self.namespace} job/{name} -c script",
-            started_at=_time(job.status.start_time),
-            finished_at=_time(job.status.completion_time or finished_at),
+            started_at=job_status.time_text(started),
+            finished_at=job_status.time_text(completed),
             event_time=annotations.get(job_spec.ANNOTATION_EVENT_TIME),
-            outputs=await self._outputs(name) if status == "succeeded" else [],
+            outputs=await self._outputs(name) if ended.status == "succeeded" else [],
         )
         await self.sink(result)
         self._published.add(name)
@@ -321,11 +308,10 @@ class KubernetesExecutor(Executor):
         if permit is not None:
             permit.release()
             metrics.JOBS_ACTIVE.labels(service, self.kind).dec()
-        (metrics.JOBS_SUCCEEDED if status == "succeeded" else metrics.JOBS_FAILED).labels(service, self.kind).inc()
-        if job.status.start_time is not None and result.finished_at:
-            started = job.status.start_time.timestamp()
-            ended = (job.status.completion_time or finished_at or job.status.start_time).timestamp()
-            metrics.JOB_DURATION.labels(service, self.kind).observe(max(0.0, ended - started))
+        (metrics.JOBS_SUCCEEDED if ended.status == "succeeded" else metrics.JOBS_FAILED).labels(
+            service, self.kind).inc()
+        if started is not None and completed is not None:
+            metrics.JOB_DURATION.labels(service, self.kind).observe(max(0.0, (completed - started).total_seconds()))
         with contextlib.suppress(ApiException):
             await self._call(f"annotate Job {name}", client.BatchV1Api(self.api).patch_namespaced_job, name,
                              self.namespace, {"metadata": {"annotations": {job_spec.ANNOTATION_PUBLISHED: "true"}}})

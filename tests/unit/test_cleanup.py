@@ -1,24 +1,8 @@
-"""Which ConfigMaps and Secrets may be deleted: the references a pod spec holds, and the grace period."""
+"""Which ConfigMaps and Secrets may be deleted: only after staying unneeded for the grace period."""
 
 from __future__ import annotations
 
-from kubernetes_asyncio import client
-
-from oscar_stream.launch.cleanup import UnneededTracker, referenced_objects
-
-
-def test_references_of_a_pod_spec_volumes_and_env_from() -> None:
-    spec = client.V1PodSpec(
-        volumes=[client.V1Volume(name="a", config_map=client.V1ConfigMapVolumeSource(name="script-v1")),
-                 client.V1Volume(name="b", secret=client.V1SecretVolumeSource(secret_name="storage-1")),
-                 client.V1Volume(name="c", empty_dir=client.V1EmptyDirVolumeSource())],
-        init_containers=[client.V1Container(name="s", env_from=[
-            client.V1EnvFromSource(secret_ref=client.V1SecretEnvSource(name="secrets-v1"))])],
-        containers=[client.V1Container(name="u", env_from=[
-            client.V1EnvFromSource(config_map_ref=client.V1ConfigMapEnvSource(name="extra"))])],
-    )
-    assert referenced_objects(spec) == {"script-v1", "storage-1", "secrets-v1", "extra"}
-    assert referenced_objects(client.V1PodSpec(containers=[client.V1Container(name="x")])) == set()
+from oscar_stream.launch.cleanup import UnneededTracker
 
 
 def test_an_object_goes_only_after_staying_unneeded_for_the_grace_period() -> None:
