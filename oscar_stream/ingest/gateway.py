@@ -22,9 +22,10 @@ import uvloop
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from pydantic import SecretStr
 
 from oscar_stream import metrics
-from oscar_stream.config import Settings, SourceSettings
+from oscar_stream.config import Settings
 from oscar_stream.kafka.batch_writer import BatchWriter
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, reliable_producer
 from oscar_stream.kafka.coalescing_writer import CoalescingWriter
@@ -79,13 +80,14 @@ def partition_key(body: bytes) -> bytes | None:
         return None
 
 
-def _authorized(request: web.BaseRequest, source: SourceSettings) -> bool:
-    if source.token is None:
-        return False  # a source without a token cannot use the gateway: never accept anonymous writes
-    expected = source.token.get_secret_value().encode()
+def _authorized(request: web.BaseRequest, token: SecretStr | None, query_allowed: bool) -> bool:
+    """Constant-time check of the bearer token (or, where allowed, ``?token=``). Without a configured token
+    nothing is accepted: never anonymous writes."""
+    if token is None:
+        return False
     header = request.headers.get("Authorization", "")
-    offered = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
-    return hmac.compare_digest(offered.encode(), expected)
+    offered = header[7:] if header.startswith("Bearer ") else request.query.get("token", "") if query_allowed else ""
+    return hmac.compare_digest(offered.encode(), token.get_secret_value().encode())
 
 
 def _unavailable() -> web.Response:
@@ -154,7 +156,7 @@ class Gateway:
         source = self._sources.get(source_id)
         if source is None:
             return _reply(404, f"no webhook source {source_id!r} is configured")
-        if not _authorized(request, source):
+        if not _authorized(request, source.token, query_allowed=True):
             return _reply(401, "missing or wrong token", hint="send 'Authorization: Bearer <token>'")
         content_type = request.content_type
         if request.headers.get("Content-Type") and content_type not in _JSON_TYPES:
@@ -183,10 +185,7 @@ class Gateway:
 
     async def _peer_event(self, request: web.BaseRequest) -> web.StreamResponse:
         """A canonical event forwarded by another cluster's oscar-stream, for a service of this cluster."""
-        token = self._settings.gateway.cluster_token
-        header = request.headers.get("Authorization", "")
-        offered = header[7:] if header.startswith("Bearer ") else ""
-        if token is None or not hmac.compare_digest(offered.encode(), token.get_secret_value().encode()):
+        if not _authorized(request, self._settings.gateway.cluster_token, query_allowed=False):
             return _reply(401, "missing or wrong cluster token")
         body = await self._read_body(request)
         if isinstance(body, web.Response):

@@ -48,8 +48,8 @@ class BatchWriter:
     async def write(self, records: Iterable[OutRecord]) -> Written:
         """Queue ``records`` for sending. Records with the same key keep their order, as with ``send()``."""
         partitions: dict[str, int] = {}
-        open_batches: dict[tuple[str, int], tuple[Any, int]] = {}  # (topic, partition) -> (builder, its slot)
-        slots: list[tuple[str, int, Any]] = []  # per batch: topic, partition, builder (then its future)
+        open_batches: dict[tuple[str, int], tuple[Any, int]] = {}  # (topic, partition) -> builder, its slot
+        deliveries: list[asyncio.Future[RecordMetadata] | None] = []  # per batch, once it is queued
         places: list[tuple[int, int]] = []
         for record in records:
             count = partitions.get(record.topic)
@@ -58,26 +58,28 @@ class BatchWriter:
             self.check_size(record)
             partition = partition_for(record.key, count) if record.key is not None else random.randrange(count)
             where = (record.topic, partition)
-            builder, slot = open_batches.get(where) or self._open(open_batches, slots, where)
-            appended = builder.append(key=record.key, value=record.value, timestamp=None,
-                                      headers=list(record.headers))
+            headers = list(record.headers)
+            builder, slot = open_batches.get(where) or self._open(open_batches, deliveries, where)
+            appended = builder.append(key=record.key, value=record.value, timestamp=None, headers=headers)
             if appended is None:  # full: a new batch takes the record; the full one can go now
-                slots[slot] = (record.topic, partition, await self._submit(builder, record.topic, partition))
-                builder, slot = self._open(open_batches, slots, where)
-                appended = builder.append(key=record.key, value=record.value, timestamp=None,
-                                          headers=list(record.headers))
+                deliveries[slot] = await self._submit(builder, where)
+                builder, slot = self._open(open_batches, deliveries, where)
+                appended = builder.append(key=record.key, value=record.value, timestamp=None, headers=headers)
             places.append((slot, appended.offset))
-        for (topic, partition), (builder, slot) in open_batches.items():
-            slots[slot] = (topic, partition, await self._submit(builder, topic, partition))
-        return Written([future for _, _, future in slots], places)
+        for where, (builder, slot) in open_batches.items():
+            deliveries[slot] = await self._submit(builder, where)
+        queued = [d for d in deliveries if d is not None]
+        assert len(queued) == len(deliveries), "every batch is queued by now"  # so the slots in places hold
+        return Written(queued, places)
 
-    def _open(self, open_batches: dict[tuple[str, int], tuple[Any, int]], slots: list[tuple[str, int, Any]],
-              where: tuple[str, int]) -> tuple[Any, int]:
-        opened = open_batches[where] = (self._producer.create_batch(), len(slots))
-        slots.append((where[0], where[1], None))
+    def _open(self, open_batches: dict[tuple[str, int], tuple[Any, int]],
+              deliveries: list[asyncio.Future[RecordMetadata] | None], where: tuple[str, int]) -> tuple[Any, int]:
+        opened = open_batches[where] = (self._producer.create_batch(), len(deliveries))
+        deliveries.append(None)
         return opened
 
-    async def _submit(self, builder: Any, topic: str, partition: int) -> asyncio.Future[RecordMetadata]:
+    async def _submit(self, builder: Any, where: tuple[str, int]) -> asyncio.Future[RecordMetadata]:
         builder.close()  # nothing else may append to it once it is queued (the producer's send() would)
-        future: asyncio.Future[RecordMetadata] = await self._producer.send_batch(builder, topic, partition=partition)
+        future: asyncio.Future[RecordMetadata] = await self._producer.send_batch(builder, where[0],
+                                                                                 partition=where[1])
         return future
