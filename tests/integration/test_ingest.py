@@ -129,7 +129,7 @@ async def test_gateway_refuses_what_it_must(gateway: tuple[str, Settings]) -> No
     assert status == 200 and reply["message"] == "accepted"
     [record] = await read_records(settings, TopicNames(settings.kafka.topic_prefix).raw("minio.default"), 1,
                                   exactly=True)
-    assert record.value == body and record.key == b"telescope/raw/night-0412/frame-000117.fits"
+    assert record.value == body and record.key == b"seismic/stations/ANMO/2026-10-02.mseed"
     headers = dict(record.headers)
     assert headers["oscar-source"] == b"minio.default" and b"T" in headers["oscar-received-at"]
 
@@ -165,7 +165,7 @@ async def test_concurrent_webhooks_each_get_the_offset_of_their_own_record(gatew
     token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     template = (EVENTS / "minio-put.json").read_bytes()
-    bodies = [template.replace(b"frame-000117", f"frame-{i:06d}".encode()) for i in range(300)]
+    bodies = [template.replace(b"2026-10-02.mseed", f"2026-10-02.{i:03d}.mseed".encode()) for i in range(300)]
     assert len(set(bodies)) == 300
     async with aiohttp.ClientSession() as http:
         async def post(body: bytes) -> tuple[int, dict[str, Any]]:

@@ -88,8 +88,8 @@ async def test_applying_a_table_changes_routing_in_a_running_worker(
 
 async def test_a_jobs_output_and_the_stores_notification_of_it_lead_to_one_invocation(
         stack: Stack, settings: Settings, config_file: Path, tmp_path: Path) -> None:
-    """two-stage.yaml (unchanged FDL): the store notifies Kafka of detect's output, the launcher publishes it
-    too; thumbnail must run once."""
+    """two-stage.yaml (unchanged FDL): the store notifies Kafka of pick's output, the launcher publishes it
+    too; locate must run once."""
     await apply_topics(settings)
     names = TopicNames(settings.kafka.topic_prefix)
     for item in FDL.iterdir():
@@ -106,27 +106,27 @@ async def test_a_jobs_output_and_the_stores_notification_of_it_lead_to_one_invoc
     store = S3Store(load_settings(config_file).storages[0])
     worker = CliProcess(config_file, "worker", log=tmp_path / "worker.log")
     try:
-        await store.ensure_bucket("survey")
-        image = tmp_path / "m31.fits"
-        image.write_bytes(b"SIMPLE = T" * 100)
-        await store.upload(image, "survey", "raw/m31.fits")
-        results = await _wait_records(settings, names.results, lambda r: r["service"] == "thumbnail", 1)
+        await store.ensure_bucket("seismic")
+        waveform = tmp_path / "ANMO.mseed"
+        waveform.write_bytes(b"MSEED" * 200)
+        await store.upload(waveform, "seismic", "waveforms/ANMO.mseed")
+        results = await _wait_records(settings, names.results, lambda r: r["service"] == "locate", 1)
         assert [r["status"] for r in results] == ["succeeded"]
         detections = await _wait_records(settings, names.events,
-                                         lambda r: r["data"]["key"] == "detections/m31.tsv", 2)
+                                         lambda r: r["data"]["key"] == "picks/ANMO.picks", 2)
         producers = sorted(r["data"]["producer"] for r in detections)
-        assert producers == ["service:detect", "storage"]
+        assert producers == ["service:pick", "storage"]
         assert len({r["id"] for r in detections}) == 1  # same object, same identity
         await asyncio.sleep(3)
-        thumbnail_invocations = [r for r in (orjson.loads(x.value) for x in await read_all(settings, names.invocations))
-                                 if r["service"] == "thumbnail"]
-        assert len({r["id"] for r in thumbnail_invocations}) == 1
+        locate_invocations = [r for r in (orjson.loads(x.value) for x in await read_all(settings, names.invocations))
+                              if r["service"] == "locate"]
+        assert len({r["id"] for r in locate_invocations}) == 1
         all_results = [r for r in (orjson.loads(x.value) for x in await read_all(settings, names.results))
-                       if r["service"] == "thumbnail"]
+                       if r["service"] == "locate"]
         assert len(all_results) == 1  # it ran once
-        check = tmp_path / "thumb"
-        await store.download("survey", "thumbs/m31.png", check)
-        assert check.read_text() == "m31.fits\t1000\n"  # detect.sh wrote it, thumbnail.sh copied it
+        check = tmp_path / "location"
+        await store.download("seismic", "locations/ANMO.json", check)
+        assert check.read_text() == '{"picks": "ANMO.mseed 1000"}\n'  # pick.sh wrote the line, locate.sh wrapped it
     finally:
         worker.stop()
         await store.close()
@@ -134,52 +134,52 @@ async def test_a_jobs_output_and_the_stores_notification_of_it_lead_to_one_invoc
 
 
 async def test_cross_cluster_pipeline(stack: Stack, tmp_path: Path) -> None:
-    """cross-cluster.yaml, unchanged, applied on two clusters: frame-filter runs on edge and writes to the
-    cloud cluster's storage; detector runs on cloud. Edge forwards the output event to cloud's gateway."""
+    """cross-cluster.yaml, unchanged, applied on two clusters: ping-filter runs on the vessel and writes to the
+    shore cluster's storage; classifier runs on shore. The vessel forwards the output event to shore's gateway."""
     for item in FDL.iterdir():
         shutil.copy(item, tmp_path / item.name)
-    cloud_gateway = free_port()
-    edge_config = isolated_config(stack, tmp_path / "edge", cluster_id="edge", metrics={"port": free_port()})
-    cloud_config = isolated_config(stack, tmp_path / "cloud", cluster_id="cloud", metrics={"port": free_port()},
-                                   gateway={"port": cloud_gateway, "cluster_token": "cloud-peer-token"})
-    # The edge reaches the cloud's storage as minio.cloud (here the same versitygw), and its gateway.
-    s3 = dict(edge_config["storages"][0])
-    edge_config["storages"].append({**s3, "id": "minio.cloud"})
-    edge_config["clusters"] = [{"id": "cloud", "gateway_url": f"http://127.0.0.1:{cloud_gateway}",
-                                "token": "cloud-peer-token"}]
-    (tmp_path / "edge").mkdir()
-    (tmp_path / "cloud").mkdir()
-    edge = write_config(edge_config, tmp_path / "edge.yaml")
-    cloud = write_config(cloud_config, tmp_path / "cloud.yaml")
+    shore_gateway = free_port()
+    vessel_config = isolated_config(stack, tmp_path / "vessel", cluster_id="vessel", metrics={"port": free_port()})
+    shore_config = isolated_config(stack, tmp_path / "shore", cluster_id="shore", metrics={"port": free_port()},
+                                   gateway={"port": shore_gateway, "cluster_token": "shore-peer-token"})
+    # The vessel reaches the shore's storage as minio.shore (here the same versitygw), and its gateway.
+    s3 = dict(vessel_config["storages"][0])
+    vessel_config["storages"].append({**s3, "id": "minio.shore"})
+    vessel_config["clusters"] = [{"id": "shore", "gateway_url": f"http://127.0.0.1:{shore_gateway}",
+                                "token": "shore-peer-token"}]
+    (tmp_path / "vessel").mkdir()
+    (tmp_path / "shore").mkdir()
+    vessel = write_config(vessel_config, tmp_path / "vessel.yaml")
+    shore = write_config(shore_config, tmp_path / "shore.yaml")
     services = load_routing_files([tmp_path / "cross-cluster.yaml"]).table.services
-    for settings in (edge, cloud):
+    for settings in (vessel, shore):
         await apply_topics(settings)
         await apply_services(settings, services)
-    store = S3Store(edge.storages[0])
-    await store.ensure_bucket("cameras")
-    await store.ensure_bucket("inference")
-    processes = [CliProcess(tmp_path / "edge.yaml", "worker", log=tmp_path / "edge-worker.log"),
-                 CliProcess(tmp_path / "cloud.yaml", "worker", log=tmp_path / "cloud-worker.log"),
-                 CliProcess(tmp_path / "cloud.yaml", "gateway", log=tmp_path / "cloud-gateway.log")]
+    store = S3Store(vessel.storages[0])
+    await store.ensure_bucket("sonar")
+    await store.ensure_bucket("classify")
+    processes = [CliProcess(tmp_path / "vessel.yaml", "worker", log=tmp_path / "vessel-worker.log"),
+                 CliProcess(tmp_path / "shore.yaml", "worker", log=tmp_path / "shore-worker.log"),
+                 CliProcess(tmp_path / "shore.yaml", "gateway", log=tmp_path / "shore-gateway.log")]
     try:
-        frame = tmp_path / "cam-1.jpg"
-        frame.write_bytes(b"\xff\xd8 frame")
-        stored = await store.upload(frame, "cameras", "frames/cam-1.jpg")
-        ignored = await store.upload(frame, "cameras", "frames/other-1.jpg")  # no cam- prefix: no job
-        edge_names, cloud_names = TopicNames(edge.kafka.topic_prefix), TopicNames(cloud.kafka.topic_prefix)
-        await produce(edge, edge_names.events, [_event("cameras", o.key, o.etag or "").to_json()
+        ping = tmp_path / "ping-1.dat"
+        ping.write_bytes(b"PING\x00\x01 echo")
+        stored = await store.upload(ping, "sonar", "pings/ping-1.dat")
+        ignored = await store.upload(ping, "sonar", "pings/other-1.dat")  # no ping- prefix: no job
+        vessel_names, shore_names = TopicNames(vessel.kafka.topic_prefix), TopicNames(shore.kafka.topic_prefix)
+        await produce(vessel, vessel_names.events, [_event("sonar", o.key, o.etag or "").to_json()
                                                 for o in (stored, ignored)])
-        cloud_results = await _wait_records(cloud, cloud_names.results, lambda r: r["service"] == "detector", 1, 90)
-        assert [r["status"] for r in cloud_results] == ["succeeded"]
-        edge_results = await _wait_records(edge, edge_names.results, lambda r: True, 2)
-        kinds = Counter((r["service"], r["executor"], r["status"]) for r in edge_results)
-        assert kinds == Counter({("frame-filter", "local", "succeeded"): 1, ("detector", "remote", "succeeded"): 1})
-        forwarded = await _wait_records(cloud, cloud_names.events, lambda r: True, 1)
-        assert forwarded[0]["data"]["storage"] == "minio.default"  # the cloud's name for its own storage
-        assert forwarded[0]["data"]["key"] == "in/cam-1.jpg" and forwarded[0]["data"]["bucket"] == "inference"
+        shore_results = await _wait_records(shore, shore_names.results, lambda r: r["service"] == "classifier", 1, 90)
+        assert [r["status"] for r in shore_results] == ["succeeded"]
+        vessel_results = await _wait_records(vessel, vessel_names.results, lambda r: True, 2)
+        kinds = Counter((r["service"], r["executor"], r["status"]) for r in vessel_results)
+        assert kinds == Counter({("ping-filter", "local", "succeeded"): 1, ("classifier", "remote", "succeeded"): 1})
+        forwarded = await _wait_records(shore, shore_names.events, lambda r: True, 1)
+        assert forwarded[0]["data"]["storage"] == "minio.default"  # shore's name for its own storage
+        assert forwarded[0]["data"]["key"] == "in/ping-1.dat" and forwarded[0]["data"]["bucket"] == "classify"
         check = tmp_path / "check"
-        await store.download("inference", "out/cam-1.jpg", check)  # written by detector on the cloud
-        assert check.read_bytes() == b"\xff\xd8 frame"
+        await store.download("classify", "out/ping-1.dat", check)  # written by classifier on shore
+        assert check.read_bytes() == b"PING\x00\x01 echo"
     finally:
         for process in processes:
             process.stop()

@@ -10,7 +10,7 @@ from oscar_stream.normalize.dcache_events import EventLoss, SseContext, parse_dc
 from oscar_stream.normalize.outcome import ParseError
 from tests.support.paths import EVENTS
 
-FOLDER = "/data/beamline-7/incoming"
+FOLDER = "/pnfs/facility/xfel/raw"
 
 
 def _messages() -> list[tuple[str, str, str | None]]:
@@ -23,7 +23,7 @@ def _parse(event: str, data: str, sse_id: str | None, path: str | None = FOLDER)
                                 "2026-01-01T00:00:00.000Z")
 
 
-def test_sample_stream_triggers_only_ids_4_and_7() -> None:
+def test_sample_stream_triggers_on_complete_files_and_removals_only() -> None:
     triggered, lost, ignored = [], [], []
     for event, data, sse_id in _messages():
         try:
@@ -31,12 +31,13 @@ def test_sample_stream_triggers_only_ids_4_and_7() -> None:
         except EventLoss:
             lost.append(sse_id)
             continue
-        triggered += [(sse_id, e.key) for e in outcome.events]
+        triggered += [(sse_id, e.type, e.key) for e in outcome.events]
         if outcome.ignored:
             ignored.append(sse_id)
-    assert triggered == [("4", f"{FOLDER}/run-2231.h5"), ("7", f"{FOLDER}/run-2232.h5")]
-    assert lost == ["6"]
-    assert ignored == ["1", "2", "3", "5"]
+    assert triggered == [("3", CREATED, f"{FOLDER}/shot-0815.h5"), ("5", REMOVED, f"{FOLDER}/shot-0816.h5.part"),
+                         ("8", CREATED, f"{FOLDER}/shot-0816.h5")]
+    assert lost == ["7"]
+    assert ignored == ["1", "2", "4", "6"]
 
 
 def test_event_fields_and_identity() -> None:
@@ -44,7 +45,7 @@ def test_event_fields_and_identity() -> None:
     [event] = outcome.events
     assert (event.type, event.kind, event.bucket, event.action, event.sequencer) == (
         CREATED, "dcache", None, "IN_CLOSE_WRITE", "9")
-    assert event.path == "data/beamline-7/incoming/a.h5"
+    assert event.path == "pnfs/facility/xfel/raw/a.h5"
     again = _parse("inotify", '{"event":{"name":"a.h5","mask":["IN_CLOSE_WRITE"]},"subscription":"s"}', "9")
     later = _parse("inotify", '{"event":{"name":"a.h5","mask":["IN_CLOSE_WRITE"]},"subscription":"s"}', "10")
     assert again.events[0].id == event.id != later.events[0].id

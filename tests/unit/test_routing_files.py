@@ -1,4 +1,4 @@
-"""Routing files: every shared FDL sample validates; each broken variant is rejected with file, line, path and
+"""Routing files: every FDL sample of tests/data/fdl validates; each broken variant is rejected with file, line, path and
 a reason; OSCAR fields we do not implement are reported as "not used"."""
 
 from __future__ import annotations
@@ -41,85 +41,86 @@ def test_each_sample_validates(sample: str) -> None:
 
 
 def test_two_stage_model() -> None:
-    detect, thumbnail = load_routing_files([FDL / "two-stage.yaml"]).table.services
-    assert (detect.name, detect.cluster, detect.cpu, detect.memory) == ("detect", "lab-cluster", "1.0", "2Gi")
-    assert detect.variables == {"THRESHOLD": "5.0"} and detect.secrets == {"CATALOG_TOKEN": "not-a-real-token"}
-    assert detect.inputs[0].storage == "minio.default" and detect.inputs[0].suffixes == (".fits",)
-    assert thumbnail.cpu == "0.5"  # a YAML number becomes a quantity string
-    assert thumbnail.outputs[0].suffixes == (".png",)
+    pick, locate = load_routing_files([FDL / "two-stage.yaml"]).table.services
+    assert (pick.name, pick.cluster, pick.cpu, pick.memory) == ("pick", "campus", "1.5", "1Gi")
+    assert pick.variables == {"MIN_SNR": "3.5"} and pick.secrets == {"ARCHIVE_TOKEN": "placeholder-token-for-tests"}
+    assert pick.inputs[0].storage == "minio.default" and pick.inputs[0].suffixes == (".mseed",)
+    assert locate.cpu == "0.25"  # a YAML number becomes a quantity string
+    assert locate.outputs[0].suffixes == (".json",)
 
 
 def test_cross_cluster_gpu_storage_and_clusters() -> None:
     loaded = load_routing_files([FDL / "cross-cluster.yaml"])
-    frame_filter, detector = loaded.table.services
-    assert frame_filter.inputs[0].storage == "minio.default" and frame_filter.inputs[0].prefixes == ("cam-",)
-    assert frame_filter.outputs[0].storage == "minio.cloud"
-    assert detector.gpus == 1 and detector.cluster == "cloud"
-    assert [c.id for c in loaded.table.clusters] == ["cloud"]
-    assert "minio.cloud" in {p.id for p in loaded.table.storage_providers}
+    ping_filter, classifier = loaded.table.services
+    assert ping_filter.inputs[0].storage == "minio.default" and ping_filter.inputs[0].prefixes == ("ping-",)
+    assert ping_filter.outputs[0].storage == "minio.shore"
+    assert classifier.gpus == 1 and classifier.cluster == "shore"
+    assert [c.id for c in loaded.table.clusters] == ["shore"]
+    assert "minio.shore" in {p.id for p in loaded.table.storage_providers}
 
 
 def test_secrets_never_appear_in_the_redacted_form() -> None:
-    detect = load_routing_files([FDL / "two-stage.yaml"]).table.services[0]
-    assert "not-a-real-token" not in str(detect.redacted()) and "not-a-real-token" not in repr(detect)
+    pick = load_routing_files([FDL / "two-stage.yaml"]).table.services[0]
+    assert "placeholder-token-for-tests" not in str(pick.redacted())
+    assert "placeholder-token-for-tests" not in repr(pick)
 
 
 def test_unknown_storage_provider(tmp_path: Path) -> None:
     file = _variant(tmp_path, "two-stage.yaml", "storage_provider: minio.default", "storage_provider: minio.nope")
     [problem] = _problems(file)
-    assert f"{file}:17: functions.oscar[0].lab-cluster.input[0].storage_provider: unknown storage provider " \
+    assert f"{file}:18: functions.oscar[0].campus.input[0].storage_provider: unknown storage provider " \
            "'minio.nope'" in problem
     assert "declare it under storage_providers.minio.nope" in problem
 
 
 def test_missing_script_file(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "two-stage.yaml", "script: detect.sh", "script: missing.sh")
+    file = _variant(tmp_path, "two-stage.yaml", "script: pick.sh", "script: missing.sh")
     [problem] = _problems(file)
-    assert ":7: functions.oscar[0].lab-cluster.script: script file" in problem and "missing.sh" in problem
+    assert ":8: functions.oscar[0].campus.script: script file" in problem and "missing.sh" in problem
 
 
 def test_bad_resource_quantity(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "two-stage.yaml", "memory: 2Gi", "memory: 2 gigs")
+    file = _variant(tmp_path, "two-stage.yaml", "memory: 1Gi", "memory: 2 gigs")
     [problem] = _problems(file)
-    assert ":9: functions.oscar[0].lab-cluster.memory: '2 gigs' is not a Kubernetes quantity" in problem
+    assert ":10: functions.oscar[0].campus.memory: '2 gigs' is not a Kubernetes quantity" in problem
 
 
 def test_duplicate_service_name_across_files(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "dcache-input.yaml", "name: hdf5-summary", "name: detect")
+    file = _variant(tmp_path, "dcache-input.yaml", "name: shot-summary", "name: pick")
     problems = _problems(FDL / "two-stage.yaml", file)
-    assert len(problems) == 1 and "duplicate service name 'detect'" in problems[0]
-    assert "already declared at" in problems[0] and "two-stage.yaml:5" in problems[0]
+    assert len(problems) == 1 and "duplicate service name 'pick'" in problems[0]
+    assert "already declared at" in problems[0] and "two-stage.yaml:6" in problems[0]
 
 
 def test_input_that_can_never_match(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "cross-cluster.yaml", "- cam-", "- /cam-")
+    file = _variant(tmp_path, "cross-cluster.yaml", "- ping-", "- /ping-")
     [problem] = _problems(file)
-    assert "input[0].prefix[0]: prefix '/cam-' starts with '/' and can never match" in problem
+    assert "input[0].prefix[0]: prefix '/ping-' starts with '/' and can never match" in problem
 
 
 def test_pipeline_cycle(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "two-stage.yaml", "path: survey/thumbs", "path: survey/raw")
-    file.write_text(file.read_text().replace("- .png", "- .fits"))
+    file = _variant(tmp_path, "two-stage.yaml", "path: seismic/locations", "path: seismic/waveforms")
+    file.write_text(file.read_text().replace("- .json", "- .mseed"))
     [problem] = _problems(file)
-    assert "pipeline cycle: detect -> thumbnail -> detect" in problem
+    assert "pipeline cycle: pick -> locate -> pick" in problem
 
 
 def test_output_filters_that_cannot_match_break_no_cycle(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "two-stage.yaml", "path: survey/thumbs", "path: survey/raw")
-    assert len(load_routing_files([file]).table.services) == 2  # .png outputs never match the .fits input
+    file = _variant(tmp_path, "two-stage.yaml", "path: seismic/locations", "path: seismic/waveforms")
+    assert len(load_routing_files([file]).table.services) == 2  # .json outputs never match the .mseed input
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "two-stage.yaml", "memory: 2Gi", "memory: lots")
-    file.write_text(file.read_text().replace("image: ghcr.io/example/imagemagick:7", "imaeg: x"))
+    file = _variant(tmp_path, "two-stage.yaml", "memory: 1Gi", "memory: lots")
+    file.write_text(file.read_text().replace("image: registry.example/seismo/locator:1.0", "imaeg: x"))
     problems = _problems(file)
     assert any("memory" in p for p in problems)
     assert any("unknown field 'imaeg'" in p and "did you mean 'image'?" in p for p in problems)
-    assert any("lab-cluster.image: is required" in p for p in problems)
+    assert any("campus.image: is required" in p for p in problems)
 
 
 def test_unused_oscar_fields_are_notes_not_errors(tmp_path: Path) -> None:
-    file = _variant(tmp_path, "two-stage.yaml", "log_level: INFO", "log_level: INFO\n      alpine: false\n"
+    file = _variant(tmp_path, "two-stage.yaml", "log_level: DEBUG", "log_level: DEBUG\n      alpine: false\n"
                     "      synchronous: {min_scale: 0}")
     loaded = load_routing_files([file])
     notes = [str(n) for n in loaded.notes]

@@ -20,32 +20,32 @@ from tests.support.paths import EVENTS, FDL
 TABLE = """\
 version: oscar-stream/v1
 services:
-  - {name: frames, image: i, script_inline: "true",
-     input: [{storage_provider: minio, path: telescope/raw, suffix: [.fits]}]}
-  - {name: frame-cleanup, image: i, script_inline: "true",
-     input: [{storage_provider: minio, path: telescope, events: [removed]}]}
-  - {name: csv-stats, image: i, script_inline: "true",
-     input: [{storage_provider: minio, path: field-data/in, glob: ["*/*.csv"]}]}
-  - {name: reads, image: i, script_inline: "true",
-     input: [{storage_provider: minio, path: genomes/incoming, prefix: [sample-]}]}
-  - {name: reads-other-prefix, image: i, script_inline: "true",
-     input: [{storage_provider: minio, path: genomes/incoming, prefix: [control-]}]}
-  - {name: climate, image: i, script_inline: "true",
-     input: [{storage_provider: s3.aws, path: climate-runs}]}
-  - {name: images, image: i, script_inline: "true",
-     input: [{storage_provider: minio, path: images/in, suffix: [.png, .jpg]}]}
+  - {name: waveforms, image: i, script_inline: "true",
+     input: [{storage_provider: minio, path: seismic/stations, suffix: [.mseed]}]}
+  - {name: waveform-cleanup, image: i, script_inline: "true",
+     input: [{storage_provider: minio, path: seismic, events: [removed]}]}
+  - {name: scans, image: i, script_inline: "true",
+     input: [{storage_provider: minio, path: herbarium/scans, glob: ["*/*.tif"]}]}
+  - {name: movies, image: i, script_inline: "true",
+     input: [{storage_provider: minio, path: cryo-em/movies, prefix: [grid-]}]}
+  - {name: movies-other-prefix, image: i, script_inline: "true",
+     input: [{storage_provider: minio, path: cryo-em/movies, prefix: [atlas-]}]}
+  - {name: floats, image: i, script_inline: "true",
+     input: [{storage_provider: s3.aws, path: ocean-floats}]}
+  - {name: cells, image: i, script_inline: "true",
+     input: [{storage_provider: minio, path: microscopy/in, suffix: [.png, .jpg]}]}
 storage_providers:
-  s3: {aws: {region: eu-west-1}}
+  s3: {aws: {region: us-west-2}}
 """
 
 EXPECTED = {
-    ("minio-put.json", "minio.default", "url"): ["frames"],
-    ("minio-delete.json", "minio.default", "url"): ["frame-cleanup"],
-    ("minio-put-encoded-key.json", "minio.default", "url"): ["csv-stats"],
-    ("minio-multipart.json", "minio.default", "url"): ["reads"],
-    ("aws-s3-put.json", "s3.aws", "url"): ["climate"],
+    ("minio-put.json", "minio.default", "url"): ["waveforms"],
+    ("minio-delete.json", "minio.default", "url"): ["waveform-cleanup"],
+    ("minio-put-encoded-key.json", "minio.default", "url"): ["scans"],
+    ("minio-multipart.json", "minio.default", "url"): ["movies"],
+    ("aws-s3-put.json", "s3.aws", "url"): ["floats"],
     ("aws-s3-put.json", "minio.default", "url"): [],  # same bucket name on another store: no match
-    ("versitygw-put.json", "minio.default", "raw"): ["images"],
+    ("versitygw-put.json", "minio.default", "raw"): ["cells"],
 }
 
 
@@ -63,26 +63,26 @@ def test_fixture_events_route_to_expected_services(index: RoutingIndex, sample: 
     assert [s.name for e in events for s in index.match(e)] == EXPECTED[(sample, storage, encoding)]
 
 
-def test_dcache_stream_routes_to_hdf5_summary() -> None:
+def test_dcache_stream_routes_complete_files_to_shot_summary() -> None:
     index = RoutingIndex(load_routing_files([FDL / "dcache-input.yaml"]).table.services)
     routed = []
     for message in SseParser().feed((EVENTS / "dcache-stream.txt").read_bytes() + b"\n\n"):
         try:
             outcome = parse_dcache_message(message.data.encode(), SseContext(
-                message.event, message.id, "c", "/data/beamline-7/incoming"), "webdav.dcache", "t")
+                message.event, message.id, "c", "/pnfs/facility/xfel/raw"), "webdav.dcache", "t")
         except ParseError:
             continue
         routed += [(e.key.rsplit("/", 1)[-1], [i.service for i in index.route(e)]) for e in outcome.events]
-    assert routed == [("run-2231.h5", ["hdf5-summary"]), ("run-2232.h5", ["hdf5-summary"])]
+    assert routed == [("shot-0815.h5", ["shot-summary"]), ("shot-0816.h5.part", []), ("shot-0816.h5", ["shot-summary"])]
 
 
 def test_two_stage_chain_routes_outputs_to_the_second_stage() -> None:
     index = RoutingIndex(load_routing_files([FDL / "two-stage.yaml"]).table.services)
-    raw = _event("survey/raw/m31.fits")
-    detection = _event("survey/detections/m31.tsv")
-    assert [s.name for s in index.match(raw)] == ["detect"]
-    assert [s.name for s in index.match(detection)] == ["thumbnail"]
-    assert index.match(_event("survey/raw/m31.txt")) == []
+    raw = _event("seismic/waveforms/ANMO.mseed")
+    picks = _event("seismic/picks/ANMO.picks")
+    assert [s.name for s in index.match(raw)] == ["pick"]
+    assert [s.name for s in index.match(picks)] == ["locate"]
+    assert index.match(_event("seismic/waveforms/ANMO.txt")) == []
 
 
 def test_invocation_id_depends_on_service_and_event_only() -> None:

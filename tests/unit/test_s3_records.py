@@ -1,4 +1,4 @@
-"""S3-format notifications (MinIO, AWS, versitygw) -> canonical events, on every shared sample."""
+"""S3-format notifications (MinIO, AWS, versitygw) -> canonical events, on every sample of tests/data/events."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from tests.support.paths import EVENTS
 
 EXPECTED = {
     # file: (encoding, type, bucket, decoded key)
-    "minio-put.json": ("url", CREATED, "telescope", "raw/night-0412/frame-000117.fits"),
-    "minio-put-encoded-key.json": ("url", CREATED, "field-data", "in/plot 7/ñandú sample+2026.csv"),
-    "minio-delete.json": ("url", REMOVED, "telescope", "raw/night-0412/frame-000117.fits"),
-    "minio-multipart.json": ("url", CREATED, "genomes", "incoming/sample-88/reads_R1.fastq.gz"),
-    "aws-s3-put.json": ("url", CREATED, "climate-runs", "ensemble/member 12/tas_day.nc"),
-    "versitygw-put.json": ("raw", CREATED, "images", "in/cat.png"),
+    "minio-put.json": ("url", CREATED, "seismic", "stations/ANMO/2026-10-02.mseed"),
+    "minio-put-encoded-key.json": ("url", CREATED, "herbarium", "scans/box 12/Quercus ilex+001 señal.tif"),
+    "minio-delete.json": ("url", REMOVED, "seismic", "stations/ANMO/2026-10-02.mseed"),
+    "minio-multipart.json": ("url", CREATED, "cryo-em", "movies/grid-4/stack_0007.tiff"),
+    "aws-s3-put.json": ("url", CREATED, "ocean-floats", "profiles/float 4903/cycle_101.nc"),
+    "versitygw-put.json": ("raw", CREATED, "microscopy", "in/cell-01.png"),
 }
 
 
@@ -34,19 +34,19 @@ def test_sample_decodes_to_expected_object(name: str) -> None:
 
 def test_minio_put_fields() -> None:
     [event] = parse_s3_notification((EVENTS / "minio-put.json").read_bytes(), "minio.default").events
-    assert event.size == 16803840
-    assert event.etag == "6f1d2c4b9a0e8f7d3c2b1a0f9e8d7c6b"
-    assert event.sequencer == "18A3F0C2BA1F2C93"
-    assert event.principal == "observatory-uploader"
-    assert event.content_type == "application/fits"
+    assert event.size == 524288
+    assert event.etag == "0c8f3e1a7d2b4c6e9f1a3b5d7e9c2a4f"
+    assert event.sequencer == "1879AB01CE0F1A2B"
+    assert event.principal == "station-sync"
+    assert event.content_type == "application/vnd.fdsn.mseed"
     assert event.action == "s3:ObjectCreated:Put"
-    assert event.time == "2026-04-12T22:31:07.418Z"
+    assert event.time == "2026-10-02T03:14:15.926Z"
 
 
 def test_version_id_and_plus_decoding() -> None:
     [event] = parse_s3_notification((EVENTS / "minio-put-encoded-key.json").read_bytes(), "minio.default").events
-    assert event.version_id == "3f6a2c1e-5b4d-4e8f-9a0b-1c2d3e4f5a6b"
-    assert "sample+2026" in event.key and "plot 7" in event.key  # '+' is a space, '%2B' a plus
+    assert event.version_id == "b81c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+    assert "ilex+001" in event.key and "box 12" in event.key  # '+' is a space, '%2B' a plus
 
 
 def test_delete_has_no_size_or_etag() -> None:
@@ -56,17 +56,17 @@ def test_delete_has_no_size_or_etag() -> None:
 
 def test_multipart_size_and_etag() -> None:
     [event] = parse_s3_notification((EVENTS / "minio-multipart.json").read_bytes(), "minio.default").events
-    assert event.size == 5 * 1024**3
-    assert event.etag == "e2fc714c4727ee9395f324cd2e7f331f-1024"
+    assert event.size == 3 * 1024**3
+    assert event.etag == "4b9e0d2c7a1f3e5d8c6b4a2f0e1d3c5b-384"
     assert event.action == "s3:ObjectCreated:CompleteMultipartUpload"
 
 
 def test_aws_event_name_gets_prefix_and_versitygw_quirks() -> None:
     [aws] = parse_s3_notification((EVENTS / "aws-s3-put.json").read_bytes(), "s3.aws").events
-    assert aws.action == "s3:ObjectCreated:Put" and aws.principal == "AWS:AIDAEXAMPLEUPLOADER"
+    assert aws.action == "s3:ObjectCreated:Put" and aws.principal == "AWS:AIDAFLOATSYNCEXAMPLE"
     [vgw] = parse_s3_notification((EVENTS / "versitygw-put.json").read_bytes(), "minio.default", "raw").events
-    assert vgw.etag == "5d41402abc4b2a76b9719d911017c592"  # quotes removed
-    assert vgw.principal == "testuser"  # capitalised PrincipalId
+    assert vgw.etag == "8d777f385d3dfec8815d20f7496026dc"  # quotes removed
+    assert vgw.principal == "labuser"  # capitalised PrincipalId
     assert vgw.version_id is None
 
 
@@ -136,9 +136,9 @@ def test_invalid_percent_escape_is_rejected() -> None:
 
 def test_cloudevent_round_trip() -> None:
     [event] = parse_s3_notification((EVENTS / "minio-put-encoded-key.json").read_bytes(), "minio.default",
-                                    received_at="2026-05-03T08:01:00.000Z").events
+                                    received_at="2026-09-14T17:46:00.000Z").events
     envelope = orjson.loads(event.to_json())
     assert envelope["specversion"] == "1.0"
     assert envelope["source"] == "/oscar-stream/storage/minio.default"
-    assert envelope["subject"] == "field-data/in/plot 7/ñandú sample+2026.csv"
+    assert envelope["subject"] == "herbarium/scans/box 12/Quercus ilex+001 señal.tif"
     assert StorageEvent.from_json(event.to_json()) == event

@@ -42,7 +42,7 @@ def test_canonical_invocation_result_and_deadletter_records_match_their_schemas(
                                     received_at="2026-01-01T00:00:00.000Z").events
     jsonschema.validate(orjson.loads(event.to_json()), _schema("events"))
     invocation = Invocation.create(ServiceSpec(name="s", image="i", script="x",
-                                               inputs=(InputSpec("minio.default", "telescope"),)), event)
+                                               inputs=(InputSpec("minio.default", "seismic"),)), event)
     jsonschema.validate(orjson.loads(invocation.to_json()), _schema("invocations"))
     result = Result(invocation.id, "s", event.id, "succeeded", "local",
                     outputs=[StoredObject("minio.default", "b", "k", 1, "e")])
