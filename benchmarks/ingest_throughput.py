@@ -45,9 +45,9 @@ from benchmarks.common import (
     write_results,
 )
 from oscar_stream.config import Settings, load_settings
+from oscar_stream.core.records import OutRecord
 from oscar_stream.kafka.batch_writer import BatchWriter
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, admin, connection_options, consumer, reliable_producer
-from oscar_stream.kafka.out_record import OutRecord
 from oscar_stream.kafka.topics_admin import apply_topics, desired_topics
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack

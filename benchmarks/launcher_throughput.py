@@ -24,16 +24,17 @@ from kubernetes_asyncio import client, config, watch
 
 from benchmarks.common import Process, bars_with_runs, bench_settings, write_results
 from oscar_stream.config import Settings, load_settings
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result
 from oscar_stream.demo.data import percentile
+from oscar_stream.executors.base import Limiter
+from oscar_stream.executors.kubernetes import KubernetesExecutor
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.launch import job_spec
-from oscar_stream.launch.executor import Limiter
-from oscar_stream.launch.kubernetes import KubernetesExecutor
-from oscar_stream.launch.results import Result
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
 from oscar_stream.route.files import load_routing_files
-from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
-from oscar_stream.route.publish import apply_services
+from oscar_stream.route.model import InputSpec, ServiceSpec
 from oscar_stream.stack.components.base import StackContext
 from oscar_stream.stack.components.versitygw import S3Notify, start_versitygw
 from oscar_stream.stack.process import free_port, terminate
@@ -41,6 +42,7 @@ from oscar_stream.stack.progress import Progress
 from oscar_stream.stack.stack import ALL_COMPONENTS, Stack
 from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
+from oscar_stream.worker.publish import apply_services
 
 NAMESPACE = "oscar-stream"
 
@@ -53,7 +55,7 @@ def _invocations(service: ServiceSpec, count: int) -> list[Invocation]:
         event = StorageEvent(created_object_id("minio.default", "bench", key, None, f"{n:032x}", None), CREATED,
                              "2026-01-01T00:00:00.000Z", "minio.default", "s3", "bench", key,
                              "s3:ObjectCreated:Put", size=1, etag=f"{n:032x}")
-        out.append(Invocation.create(service, event))
+        out.append(Invocation.of(service.name, service.version, event))
     return out
 
 
@@ -90,7 +92,7 @@ async def _launcher_rate(settings: Settings, service: ServiceSpec, count: int, c
     async def sink(result: Result) -> None:
         results.append(result)
 
-    limiter = Limiter()
+    limiter = Limiter(lambda service: count)
     executor = KubernetesExecutor(sink, limiter, settings)
     await executor.start()
     try:
@@ -99,7 +101,7 @@ async def _launcher_rate(settings: Settings, service: ServiceSpec, count: int, c
 
         async def launch(invocation: Invocation) -> None:
             async with gate:
-                permit = await limiter.acquire(service.name, count)
+                permit = await limiter.acquire(service.name)
                 await executor.launch(invocation, service, permit)
 
         started = time.monotonic()

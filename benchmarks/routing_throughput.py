@@ -18,8 +18,9 @@ import time
 from typing import Any
 
 from benchmarks.common import bars_with_runs, write_results
-from oscar_stream.deadletter import Origin
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.records import Origin
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import InputSpec, ServiceSpec
 from oscar_stream.route.records import route_record
@@ -53,7 +54,7 @@ def measure(count: int, repeats: int) -> dict[str, Any]:
     cases = {f"{size} {workload}": (RoutingIndex(table(size)), events(size, count, workload == "spread"))
              for size in SIZES for workload in ("spread", "one folder") if size > 1 or workload == "spread"}
     for index, payloads in cases.values():
-        assert all(len(route_record(names, index, origin, p)) == 1 for p in payloads)  # also the warm-up
+        assert all(len(route_record(names, index, origin, p).records) == 1 for p in payloads)  # also the warm-up
     runs: dict[str, list[float]] = {size: [] for size in cases}
     for _ in range(repeats):  # sizes interleaved, so drift on the machine hits each of them alike
         for size, (index, payloads) in cases.items():

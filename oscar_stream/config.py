@@ -26,12 +26,14 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from oscar_stream.core.errors import OscarStreamError
+
 CONFIG_ENV = "OSCAR_STREAM_CONFIG"
 _REPO_TOPICS = Path(__file__).resolve().parent.parent / "topics"
 STORAGE_ID_PATTERN = r"^[a-z][a-z0-9]*\.[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
-class ConfigError(Exception):
+class ConfigError(OscarStreamError):
     """Configuration that cannot be used; the message names the file, the field and what is wrong."""
 
 
@@ -52,6 +54,13 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    session_timeout_s: float = Field(
+        default=6.0, ge=1, description="how long a silent consumer keeps its partitions before others take them over "
+                                       "(the broker's group.min.session.timeout.ms is 6 s by default)")
+    heartbeat_interval_s: float = Field(
+        default=1.0, gt=0, description="consumer heartbeat: a member learns of a rebalance at its next heartbeat")
+    delivery_timeout_s: float = Field(
+        default=30.0, gt=0, description="longest wait for Kafka to acknowledge a write before the client is rebuilt")
 
 
 class DcachePath(_Section):
@@ -157,6 +166,19 @@ class WorkerSettings(_Section):
     executor: Literal["local", "kubernetes"] = "local"
     work_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "oscar-stream/runs")
     batch_size: int = Field(default=2000, ge=1, description="records per batch of the normalize and route agents")
+    instance_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="a name unique to this worker that survives its restarts (e.g. the pod name): Kafka's static "
+                    "membership then gives a restarted worker its partitions back at once, without a rebalance")
+    max_queued_invocations: int = Field(
+        default=10_000, ge=1, description="invocations a worker holds waiting for a free slot of their service; "
+                                          "beyond that it stops reading until some have started")
+    result_lookback_s: float = Field(
+        default=900.0, ge=0, description="on taking over a partition, results published this long before its first "
+                                         "unfinished invocation are read, so copies of finished ones are recognised")
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="a stage that has not made a step for this long is reported unready; after "
+                                        "twice as long, unhealthy (so Kubernetes restarts the worker)")
 
 
 class Settings(BaseSettings):

@@ -97,6 +97,25 @@ def initialize_service(service: str, executor: str) -> None:
         metric.labels(service, executor)
 
 
+RESULTS_DUPLICATE = Counter(
+    "oscar_stream_results_duplicate", "Results not published again: their invocation already has one", ["service"],
+    registry=REGISTRY,
+)
+INVOCATIONS_QUEUED = Gauge(
+    "oscar_stream_invocations_queued", "Invocations waiting in this worker for a free slot of their service",
+    ["service"], registry=REGISTRY,
+)
+CONCURRENCY_SHARE = Gauge(
+    "oscar_stream_concurrency_share", "This worker's share of a service's concurrency limit", ["service"],
+    registry=REGISTRY,
+)
+PARTITIONS_OWNED = Gauge(
+    "oscar_stream_partitions_owned", "Partitions this worker's agent consumes", ["stage"], registry=REGISTRY,
+)
+STAGE_RECOVERIES = Counter(
+    "oscar_stream_stage_recoveries", "Times a stage dropped its Kafka clients after a failure and started over",
+    ["stage"], registry=REGISTRY,
+)
 EVENTS_FORWARDED = Counter(
     "oscar_stream_events_forwarded", "Events forwarded to the cluster of a remote service", ["cluster", "status"],
     registry=REGISTRY,

@@ -45,6 +45,11 @@ def load_topic_specs(folder: Path) -> dict[str, TopicSpec]:
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
             raise TopicFileError(f"{path}: {problems}") from err
+    invocations, results = specs.get("invocations"), specs.get("results")
+    if invocations and results and invocations.partitions != results.partitions:
+        raise TopicFileError(f"{folder}: invocations.yaml declares {invocations.partitions} partitions and "
+                             f"results.yaml {results.partitions}; they must be equal (results are placed by "
+                             "invocation id, on the partition number of their invocation)")
     return specs
 
 
@@ -95,3 +100,11 @@ def strimzi_topics(topics: dict[str, TopicSpec], replicas: int, cluster: str, na
         }
         for name, spec in sorted(topics.items())
     ]
+
+
+AGENTS = ("normalize", "route", "launch")
+
+
+def agent_group(app_id: str, agent: str) -> str:
+    """The consumer group of one agent of a deployment (``app_id`` itself is the faust app's own group)."""
+    return f"{app_id}-{agent}"

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from oscar_stream.config import SourceSettings
+from oscar_stream.core.events import StorageEvent
+from oscar_stream.core.times import now_rfc3339
 from oscar_stream.ingest.sse import SseParser
-from oscar_stream.normalize.canonical import StorageEvent, now_rfc3339
 from oscar_stream.normalize.dcache_events import SseContext, parse_dcache_message
 from oscar_stream.normalize.outcome import ParseError
 from oscar_stream.normalize.s3_records import parse_s3_notification

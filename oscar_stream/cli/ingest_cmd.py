@@ -11,7 +11,7 @@ from aiohttp import web
 from oscar_stream.cli.context import UserFacingError, friendly_errors, settings_from
 from oscar_stream.ingest.dcache_watcher import DcacheWatcher
 from oscar_stream.ingest.gateway import run_gateway
-from oscar_stream.kafka.clients import reliable_producer
+from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.observe.http import observability_routes, serve
 from oscar_stream.topics import TopicNames
 
@@ -50,11 +50,10 @@ def dcache_watch(ctx: click.Context, only: str | None, loglevel: str) -> None:
     names = TopicNames(settings.kafka.topic_prefix)
 
     async def main() -> None:
-        producer = reliable_producer(settings.kafka)
-        await producer.start()
+        producer = ResilientProducer(settings.kafka, f"{settings.kafka.client_id}-dcache")
         watchers = [DcacheWatcher(s, settings.kafka, names.raw(s.id), producer) for s in sources]
         app = web.Application()
-        observability_routes(app, lambda: all(w.connected.is_set() for w in watchers))
+        observability_routes(app, lambda: not producer.failed and all(w.connected.is_set() for w in watchers))
         runner = await serve(app, settings.metrics.host, settings.metrics.port)
         try:
             await asyncio.gather(*(w.run() for w in watchers))

@@ -14,10 +14,12 @@ import click
 import orjson
 
 from oscar_stream.cli.context import UserFacingError, friendly_errors, settings_from
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import StoredObject
+from oscar_stream.executors.staging import download_input, upload_outputs
 from oscar_stream.launch.job_spec import INPUT_DIR, OUTPUT_DIR
-from oscar_stream.launch.staging import download_input, upload_outputs
-from oscar_stream.route.model import Invocation, OutputSpec
-from oscar_stream.storage.base import StorageError, StoredObject
+from oscar_stream.route.model import OutputSpec
+from oscar_stream.storage.base import StorageError
 from oscar_stream.storage.registry import Stores
 
 REPORT_LIMIT = 4096  # Kubernetes keeps at most 4 KiB of a termination message

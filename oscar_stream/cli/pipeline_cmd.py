@@ -15,7 +15,7 @@ from oscar_stream.cli.events_cmd import SOURCE_KINDS, parse_payload_file
 from oscar_stream.route.files import LoadedTable, load_routing_files
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.problems import RoutingFileError
-from oscar_stream.route.publish import apply_services, current_services, delete_service
+from oscar_stream.worker.publish import apply_services, current_services, delete_service
 
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 

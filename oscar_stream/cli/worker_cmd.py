@@ -6,7 +6,7 @@ import click
 import faust
 
 from oscar_stream.cli.context import friendly_errors, settings_from
-from oscar_stream.worker import ROLES, build_worker
+from oscar_stream.worker.app import ROLES, build_worker
 
 
 @click.command("worker")

@@ -23,21 +23,20 @@ import yaml
 from aiokafka import TopicPartition
 
 from oscar_stream.config import Settings, load_settings
+from oscar_stream.core.events import StorageEvent
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result
 from oscar_stream.demo.data import Expected, csv_file, expected, percentile
-from oscar_stream.kafka.batch_agent import agent_group
 from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.kafka.topics_admin import apply_topics
-from oscar_stream.launch.results import Result
-from oscar_stream.normalize.canonical import StorageEvent
 from oscar_stream.route.files import load_routing_files
-from oscar_stream.route.model import Invocation
-from oscar_stream.route.publish import apply_services
 from oscar_stream.stack.components.prometheus import add_scrape_target, remove_scrape_target
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.storage.base import StorageError
 from oscar_stream.storage.s3 import S3Store
-from oscar_stream.topics import TopicNames
+from oscar_stream.topics import TopicNames, agent_group
+from oscar_stream.worker.publish import apply_services
 
 PIPELINE = resources.files("oscar_stream.demo") / "pipeline" / "pipeline.yaml"
 STAGES = ("stats", "report")
@@ -208,7 +207,7 @@ class Demo:
         app_id = settings.app_id
         for group, topics in ((agent_group(app_id, "normalize"), [names.raw(s.id) for s in settings.sources]),
                               (agent_group(app_id, "route"), [names.events]),
-                              (app_id, [names.invocations])):
+                              (agent_group(app_id, "launch"), [names.invocations])):
             ends = await self._end_offsets(settings, topics)
             mover = consumer(settings.kafka, group_id=group)
             await mover.start()

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings, SourceSettings
-from oscar_stream.ingest.sse import SseMessage, SseParser
-from oscar_stream.kafka.clients import all_partitions, consumer
-from oscar_stream.normalize.canonical import now_rfc3339
-from oscar_stream.normalize.dispatch import (
+from oscar_stream.core.errors import OscarStreamError
+from oscar_stream.core.records import (
     H_DCACHE_CHANNEL,
     H_DCACHE_PATH,
     H_RECEIVED_AT,
@@ -31,13 +27,19 @@ from oscar_stream.normalize.dispatch import (
     H_SSE_EVENT,
     H_SSE_ID,
     H_TRANSPORT,
+    OutRecord,
 )
+from oscar_stream.core.times import now_rfc3339
+from oscar_stream.ingest.sse import SseMessage, SseParser
+from oscar_stream.kafka.clients import all_partitions, consumer
+from oscar_stream.kafka.resilient_producer import ResilientProducer
+from oscar_stream.retry import Backoff
 
 log = logging.getLogger(__name__)
 CHANNELS = "/api/v1/events/channels"
 
 
-class DcacheError(Exception):
+class DcacheError(OscarStreamError):
     pass
 
 
@@ -58,7 +60,7 @@ def _auth_headers(source: SourceSettings) -> dict[str, str]:
 
 
 class DcacheWatcher:
-    def __init__(self, source: SourceSettings, kafka: KafkaSettings, topic: str, producer: AIOKafkaProducer,
+    def __init__(self, source: SourceSettings, kafka: KafkaSettings, topic: str, producer: ResilientProducer,
                  max_backoff_s: float = 30.0) -> None:
         if source.kind != "dcache" or not source.url:
             raise ValueError(f"source {source.id!r} is not a dcache source with a url")
@@ -151,7 +153,7 @@ class DcacheWatcher:
         elif message.event == "SYSTEM" and '"EVENT_LOSS"' in message.data:
             metrics.DCACHE_EVENTS_LOST.labels(self.source.id).inc()
             log.error("dCache reported EVENT_LOSS on %s: events were dropped by the server", state.url)
-        headers = [
+        headers: list[tuple[str, bytes]] = [
             (H_SOURCE, self.source.id.encode()),
             (H_RECEIVED_AT, now_rfc3339().encode()),
             (H_TRANSPORT, b"dcache"),
@@ -162,8 +164,9 @@ class DcacheWatcher:
             headers.append((H_SSE_ID, message.id.encode()))
         if path is not None:
             headers.append((H_DCACHE_PATH, path.encode()))
-        await self.producer.send_and_wait(self.topic, message.data.encode(), key=state.url.encode(),
-                                          headers=headers)
+        # Written before the next message is read: the position (Last-Event-ID) is what Kafka has.
+        await self.producer.write_all([OutRecord(self.topic, state.url.encode(), message.data.encode(),
+                                                 tuple(headers))])
         metrics.EVENTS_RECEIVED.labels(self.source.id, "dcache").inc()
         state.last_id = message.id or state.last_id
 
@@ -187,27 +190,28 @@ class DcacheWatcher:
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.source.verify_tls)
         async with aiohttp.ClientSession(headers=_auth_headers(self.source), connector=connector) as http:
-            attempt = 0
+            backoff = Backoff(1.0, self.max_backoff_s)
             while True:
                 try:
                     if self.state is None:
                         self.state = await self._channel(http)
                         await self._subscribe(http, self.state)
-                        self.state.last_id = await self.last_published_id(self.state.url)
+                        self.state.last_id = await asyncio.wait_for(self.last_published_id(self.state.url),
+                                                                    self.kafka.delivery_timeout_s)
                     await self._stream(http, self.state)
-                    attempt = 0
+                    backoff.reset()
                 except ChannelGone:
                     log.error("dCache channel %s is gone (expired while disconnected?); events in between may be "
                               "lost; creating a new one", self.state.url if self.state else "?")
                     metrics.DCACHE_EVENTS_LOST.labels(self.source.id).inc()
                     self.state = None
-                except (aiohttp.ClientError, TimeoutError, DcacheError) as err:
-                    log.warning("dCache stream of %s interrupted: %s", self.source.id, err)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:  # dCache or Kafka away: reconnect, resuming after what Kafka has
+                    log.warning("dCache stream of %s interrupted: %s: %s", self.source.id, type(err).__name__, err)
                 self.connected.clear()
                 metrics.DCACHE_RECONNECTS.labels(self.source.id).inc()
-                attempt += 1
-                delay = min(self.max_backoff_s, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(delay)
+                await backoff.wait()
 
 
 class ChannelGone(DcacheError):

@@ -20,20 +20,19 @@ from typing import Any
 import orjson
 import uvloop
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
-from oscar_stream.kafka.batch_writer import BatchWriter
-from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, reliable_producer
+from oscar_stream.core.errors import InvalidEvent, RecordTooLarge
+from oscar_stream.core.events import StorageEvent
+from oscar_stream.core.records import CLOUDEVENTS_HEADERS, H_RECEIVED_AT, H_SOURCE, H_TRANSPORT, OutRecord
+from oscar_stream.core.times import now_rfc3339
 from oscar_stream.kafka.coalescing_writer import CoalescingWriter
-from oscar_stream.kafka.out_record import OutRecord
-from oscar_stream.normalize.canonical import InvalidEvent, StorageEvent, now_rfc3339
-from oscar_stream.normalize.dispatch import H_RECEIVED_AT, H_SOURCE, H_TRANSPORT
-from oscar_stream.normalize.records import CLOUDEVENTS_HEADERS
+from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.observe.http import Handler, observability_handlers
+from oscar_stream.retry import Backoff
 from oscar_stream.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -42,29 +41,42 @@ _JSON_TYPES = ("application/json", "text/json", "application/cloudevents+json", 
 
 
 class KafkaLink:
-    """The gateway's producer, the writer that batches concurrent requests' records, and whether Kafka has been
-    reached yet (the gateway starts even if Kafka is down)."""
+    """The gateway's producer (rebuilt after a failed delivery) and the writer that batches concurrent
+    requests' records. The gateway starts even if Kafka is down, and keeps trying to reach it."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: ResilientProducer) -> None:
         self.producer = producer
-        self.writer = CoalescingWriter(BatchWriter(producer, MAX_REQUEST_BYTES))
-        self.started = asyncio.Event()
+        self.writer = CoalescingWriter(producer)
 
-    async def connect(self) -> None:
-        delay = 0.5
+    @property
+    def ready(self) -> bool:
+        return self.producer.ready
+
+    async def keep_connected(self) -> None:
+        """Start a producer whenever there is none (at start, and after one failed a delivery), so that
+        readiness comes back by itself once Kafka is reachable again."""
+        backoff = Backoff(0.5, 10.0)
         while True:
+            if self.producer.ready:
+                backoff.reset()
+                await asyncio.sleep(0.5)
+                continue
             try:
-                await self.producer.start()
-                self.started.set()
-                return
-            except KafkaError as err:
-                log.warning("Kafka not reachable yet (%s); retrying in %.1fs", err, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await self.producer.writer()
+                log.info("Kafka reachable: the gateway accepts notifications")
+            except Exception as err:
+                log.warning("Kafka not reachable (%s: %s); the gateway answers 503 meanwhile",
+                            type(err).__name__, err)
+                await backoff.wait()
+
+
+MAX_PARTITION_KEY_BYTES = 2048  # bucket + '/' + an S3 key of at most 1024 bytes, with room for URL escapes
 
 
 def partition_key(body: bytes) -> bytes | None:
-    """``bucket/key`` of the first record when it can be read cheaply, so one object's events stay ordered."""
+    """``bucket/key`` of the first record when it can be read cheaply, so one object's events stay ordered
+    (None when it cannot, or is too long to be a real object's name: the record goes to any partition, and
+    normalize decides what it is)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -72,12 +84,14 @@ def partition_key(body: bytes) -> bytes | None:
     if not isinstance(doc, dict):
         return None
     if isinstance(doc.get("Key"), str):  # MinIO's top-level field
-        return str(doc["Key"]).encode()
-    try:
-        s3 = doc["Records"][0]["s3"]
-        return f"{s3['bucket']['name']}/{s3['object']['key']}".encode()
-    except (KeyError, IndexError, TypeError):
-        return None
+        key = str(doc["Key"]).encode("utf-8", "surrogatepass")
+    else:
+        try:
+            s3 = doc["Records"][0]["s3"]
+            key = f"{s3['bucket']['name']}/{s3['object']['key']}".encode("utf-8", "surrogatepass")
+        except (KeyError, IndexError, TypeError):
+            return None
+    return key if len(key) <= MAX_PARTITION_KEY_BYTES else None
 
 
 def _authorized(request: web.BaseRequest, token: SecretStr | None, query_allowed: bool) -> bool:
@@ -103,7 +117,7 @@ class Gateway:
     """The request handler. It is served by aiohttp's low-level server with a dispatch of its own: the
     application router and its request machinery cost ~20 µs per request, a fifth of the webhook path."""
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: Settings, producer: ResilientProducer) -> None:
         self._settings = settings
         self._names = TopicNames(settings.kafka.topic_prefix)
         self._sources = {s.id: s for s in settings.sources if s.kind == "s3"}
@@ -116,7 +130,7 @@ class Gateway:
         }
 
     def ready(self) -> bool:
-        return self.link.started.is_set() and bool(self.link.producer.client.cluster.brokers())
+        return self.link.ready
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -166,7 +180,7 @@ class Gateway:
             return body
         if not body:
             return _reply(400, "empty body")
-        if not self.link.started.is_set():
+        if not self.link.ready:
             return _unavailable()
         headers = (
             (H_SOURCE, source_id.encode()),
@@ -177,7 +191,11 @@ class Gateway:
         record = OutRecord(self._names.raw(source_id), partition_key(body), body, headers)
         try:
             partition, offset = await asyncio.wait_for(self.link.writer.write(record), self._timeout)
+        except RecordTooLarge as err:
+            return _reply(413, f"the notification does not fit in a Kafka record ({err})")
         except (KafkaError, TimeoutError, ConnectionError) as err:
+            # The record may still be written after this answer; the store's retry then makes a copy, which
+            # has the same event id and so leads to the same (one) invocation downstream.
             log.warning("Kafka did not acknowledge a notification from %s: %r", source_id, err)
             return _unavailable()
         metrics.count(metrics.EVENTS_RECEIVED, source_id, "webhook")
@@ -194,11 +212,13 @@ class Gateway:
             event = StorageEvent.from_json(body)
         except InvalidEvent as err:
             return _reply(400, f"not a canonical event: {err}")
-        if not self.link.started.is_set():
+        if not self.link.ready:
             return _unavailable()
         record = OutRecord(self._names.events, event.partition_key, event.to_json(), CLOUDEVENTS_HEADERS)
         try:
             await asyncio.wait_for(self.link.writer.write(record), self._timeout)
+        except RecordTooLarge as err:
+            return _reply(413, f"the event does not fit in a Kafka record ({err})")
         except (KafkaError, TimeoutError, ConnectionError):
             return _unavailable()
         metrics.count(metrics.EVENTS_RECEIVED, event.storage, "cluster")
@@ -207,9 +227,9 @@ class Gateway:
 
 async def serve_gateway(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then finish the requests in flight (their records included)."""
-    gateway = Gateway(settings, reliable_producer(settings.kafka))
+    gateway = Gateway(settings, ResilientProducer(settings.kafka, f"{settings.kafka.client_id}-gateway"))
     link = gateway.link
-    connecting = asyncio.ensure_future(link.connect())
+    connecting = asyncio.ensure_future(link.keep_connected())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -17,12 +17,17 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
-from oscar_stream.kafka.out_record import OutRecord
+from oscar_stream.core.errors import RecordTooLarge
+from oscar_stream.core.records import OutRecord
 from oscar_stream.kafka.partitioner import partition_for
 
 
-class RecordTooLarge(ValueError):
-    """A record that no Kafka batch can carry with the producer's ``max_request_size``."""
+def check_size(record: OutRecord, limit: int) -> None:
+    """Raises :class:`RecordTooLarge` for a record no Kafka request of ``limit`` bytes can carry."""
+    size = record.size
+    if size > limit:
+        raise RecordTooLarge(f"record too large: {size} bytes for {record.topic}, over the producer's "
+                             f"max_request_size of {limit} bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +45,7 @@ class BatchWriter:
         self._max_record_bytes = max_record_bytes
 
     def check_size(self, record: OutRecord) -> None:
-        size = len(record.value) + len(record.key or b"") + sum(len(n) + len(v) for n, v in record.headers)
-        if size > self._max_record_bytes:
-            raise RecordTooLarge(f"a {size}-byte record for {record.topic} exceeds the producer's "
-                                 f"max_request_size ({self._max_record_bytes} bytes)")
+        check_size(record, self._max_record_bytes)
 
     async def write(self, records: Iterable[OutRecord]) -> Written:
         """Queue ``records`` for sending. Records with the same key keep their order, as with ``send()``."""

@@ -12,6 +12,7 @@ from oscar_stream.config import KafkaSettings
 from oscar_stream.kafka.partitioner import KafkaDefaultPartitioner
 
 MAX_REQUEST_BYTES = 1_048_576  # aiokafka's and the broker's default; a record must fit in one request
+MAX_RECORD_BYTES = MAX_REQUEST_BYTES - 4096  # what is left for key, value and headers after the framing
 
 
 def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -52,6 +53,18 @@ def consumer(kafka: KafkaSettings, *topics: str, group_id: str | None, **overrid
         **overrides,
     }
     return AIOKafkaConsumer(*topics, **options)
+
+
+def group_member(kafka: KafkaSettings, group_id: str, instance_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer-group member that gives up its partitions quickly when it goes silent (a killed worker's
+    partitions move in ``session_timeout_s``) and, with an ``instance_id``, gets them back at once when it
+    restarts (static membership: no rebalance of the other members)."""
+    return consumer(
+        kafka, group_id=group_id, group_instance_id=instance_id,
+        session_timeout_ms=int(kafka.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(kafka.heartbeat_interval_s * 1000),
+        **overrides,
+    )
 
 
 async def all_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:

@@ -3,7 +3,8 @@
 The gateway answers every webhook only after Kafka acknowledged that request's record. Calling
 ``send_and_wait`` per request costs a coroutine, a future, a partitioner call and a timeout task each; here,
 records queued during one turn of the event loop are written together by one task (so they keep their order)
-through :class:`BatchWriter`, and each caller's future completes when its own batch is acknowledged.
+through :class:`BatchWriter`, and each caller's future completes when its own batch is acknowledged. A failed
+delivery throws the producer away (see resilient_producer.py); the next turn writes with a new one.
 """
 
 from __future__ import annotations
@@ -14,23 +15,26 @@ from collections.abc import AsyncIterator, Callable
 
 from aiokafka.structs import RecordMetadata
 
-from oscar_stream.kafka.batch_writer import BatchWriter
-from oscar_stream.kafka.out_record import OutRecord
+from oscar_stream.core.records import OutRecord
+from oscar_stream.kafka.batch_writer import BatchWriter, check_size
+from oscar_stream.kafka.clients import MAX_RECORD_BYTES
+from oscar_stream.kafka.resilient_producer import ResilientProducer
 
 Placement = tuple[int, int]  # partition, offset
 _Waiters = list[tuple[asyncio.Future[Placement], int]]  # caller, offset inside the batch
 
 
 class CoalescingWriter:
-    def __init__(self, writer: BatchWriter) -> None:
-        self._writer = writer
+    def __init__(self, producer: ResilientProducer) -> None:
+        self._producer = producer
         self._queue: list[tuple[OutRecord, asyncio.Future[Placement]]] = []
         self._wake = asyncio.Event()
+        self._discarding: set[asyncio.Task[None]] = set()
 
     def write(self, record: OutRecord) -> asyncio.Future[Placement]:
         """Queue ``record``; the future gives its partition and offset once Kafka acknowledged it, or the
-        producer's error. Raises :class:`RecordTooLarge` at once for a record no batch can carry."""
-        self._writer.check_size(record)
+        producer's error. Raises :class:`RecordTooLarge` at once for a record no request can carry."""
+        check_size(record, MAX_RECORD_BYTES)
         done: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
         self._queue.append((record, done))
         self._wake.set()
@@ -55,8 +59,9 @@ class CoalescingWriter:
             self._wake.clear()
             taken, self._queue = self._queue, []
             try:
-                written = await self._writer.write(record for record, _ in taken)
-            except Exception as err:  # e.g. the producer is closing: every caller of this turn hears it
+                writer = await self._producer.writer()
+                written = await writer.write(record for record, _ in taken)
+            except Exception as err:  # Kafka unreachable, or the producer is closing: this turn's callers hear it
                 for _, done in taken:
                     if not done.done():
                         done.set_exception(err)
@@ -65,18 +70,22 @@ class CoalescingWriter:
             for (_, done), (batch, relative) in zip(taken, written.places, strict=True):
                 waiters[batch].append((done, relative))
             for delivery, batch_waiters in zip(written.deliveries, waiters, strict=True):
-                delivery.add_done_callback(_resolver(batch_waiters))
+                delivery.add_done_callback(self._resolver(batch_waiters, writer))
 
-
-def _resolver(waiters: _Waiters) -> Callable[[asyncio.Future[RecordMetadata]], None]:
-    def resolve(delivery: asyncio.Future[RecordMetadata]) -> None:
-        error = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
-        for done, relative in waiters:
-            if done.done():
-                continue  # the caller gave up (timeout, client went away)
+    def _resolver(self, waiters: _Waiters, writer: BatchWriter
+                  ) -> Callable[[asyncio.Future[RecordMetadata]], None]:
+        def resolve(delivery: asyncio.Future[RecordMetadata]) -> None:
+            error = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
             if error is not None:
-                done.set_exception(error)
-            else:
-                metadata = delivery.result()
-                done.set_result((metadata.partition, metadata.offset + relative))
-    return resolve
+                task = asyncio.get_running_loop().create_task(self._producer.discard(writer))
+                self._discarding.add(task)
+                task.add_done_callback(self._discarding.discard)
+            for done, relative in waiters:
+                if done.done():
+                    continue  # the caller gave up (timeout, client went away)
+                if error is not None:
+                    done.set_exception(error)
+                else:
+                    metadata = delivery.result()
+                    done.set_result((metadata.partition, metadata.offset + relative))
+        return resolve

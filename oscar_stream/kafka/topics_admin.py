@@ -25,8 +25,6 @@ class TopicChange:
 def desired_topics(settings: Settings) -> dict[str, TopicSpec]:
     """Full topic name -> its declaration, for this deployment's prefix and sources."""
     source_ids = [s.id for s in settings.sources]
-    if settings.stack.s3_source_id not in source_ids:
-        source_ids.append(settings.stack.s3_source_id)
     out: dict[str, TopicSpec] = {}
     for spec in load_topic_specs(settings.topics_dir).values():
         for name in spec.full_names(settings.kafka.topic_prefix, source_ids):

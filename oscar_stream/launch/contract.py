@@ -6,8 +6,15 @@ from urllib.parse import quote_plus
 
 import orjson
 
-from oscar_stream.normalize.canonical import StorageEvent
+from oscar_stream.core.events import StorageEvent
 from oscar_stream.route.model import ServiceSpec
+
+
+def input_file_name(event: StorageEvent) -> str:
+    """The input's file name in the job's input folder: the last segment of its key (never '.' or '..': the
+    event's key was checked)."""
+    name = event.key.rsplit("/", 1)[-1]
+    return name or "input"
 
 
 def oscar_event_json(event: StorageEvent) -> str:

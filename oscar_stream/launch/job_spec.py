@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from oscar_stream.launch.contract import contract_variables
-from oscar_stream.launch.staging import input_file_name
-from oscar_stream.normalize.canonical import identity_id
-from oscar_stream.route.model import Invocation, ServiceSpec
+from oscar_stream.core.ids import identity_id
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.launch.contract import contract_variables, input_file_name
+from oscar_stream.route.model import ServiceSpec
 
 MANAGED_BY = "oscar-stream"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
@@ -133,6 +133,70 @@ _HELPER_SECURITY = {
 _HELPER_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
+def job_metadata(invocation: Invocation, service: ServiceSpec, deployment: str) -> tuple[dict[str, str],
+                                                                                          dict[str, str]]:
+    """The labels (for selection: deployment, service, invocation, event) and annotations (for people and for
+    the executor: version, times, object) shared by the Job and its pods."""
+    event = invocation.event
+    labels = {**service.labels, **owned_labels(deployment, service.name), LABEL_INVOCATION: invocation.id,
+              LABEL_EVENT: event.id}
+    annotations = {
+        **service.annotations,
+        ANNOTATION_VERSION: service.version,
+        ANNOTATION_EVENT_TIME: event.time,
+        ANNOTATION_RECEIVED_AT: event.received_at or event.time,
+        ANNOTATION_OBJECT: f"{event.storage}/{event.path}",
+    }
+    return labels, annotations
+
+
+def script_container(invocation: Invocation, service: ServiceSpec, deployment: str) -> dict[str, Any]:
+    """The user's image running the service script with the OSCAR contract (it needs only /bin/sh)."""
+    env = dict(service.variables)
+    if service.log_level:
+        env.setdefault("LOG_LEVEL", service.log_level)
+    env.update(contract_variables(invocation.event, f"{INPUT_DIR}/{input_file_name(invocation.event)}", INPUT_DIR,
+                                  OUTPUT_DIR))
+    container: dict[str, Any] = {
+        "name": "script",
+        "image": service.image,
+        "command": ["/bin/sh", SCRIPT_PATH],
+        "workingDir": WORK,
+        "env": _env(env),
+        "resources": _resources(service),
+        "volumeMounts": [{"name": "work", "mountPath": WORK},
+                         {"name": "script", "mountPath": f"{WORK}/script", "readOnly": True}],
+    }
+    if service.secrets:
+        container["envFrom"] = [{"secretRef": {"name": secrets_name(service, deployment)}}]
+    return container
+
+
+def helper_container(name: str, invocation: Invocation, service: ServiceSpec, helper_image: str) -> dict[str, Any]:
+    """oscar-stream's own image running ``oscar-stream job <name>`` (fetch the input, upload the outputs)."""
+    env = {
+        "OSCAR_STREAM_CONFIG": HELPER_CONFIG,
+        "OSCAR_STREAM_INVOCATION": invocation.to_json().decode(),
+        "OSCAR_STREAM_OUTPUTS": orjson.dumps([asdict(o) for o in service.outputs]).decode(),
+    }
+    return {
+        "name": name, "image": helper_image, "args": ["job", name], "env": _env(env),
+        "volumeMounts": [{"name": "work", "mountPath": WORK},
+                         {"name": "storage", "mountPath": "/etc/oscar-stream", "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES,
+    }
+
+
+def pod_volumes(service: ServiceSpec, storage_secret: str, deployment: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "work", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {"name": "script", "configMap": {"name": script_configmap_name(service, deployment), "defaultMode": 0o555}},
+        {"name": "storage", "secret": {"secretName": storage_secret}},
+    ]
+
+
 def build_job(
     invocation: Invocation,
     service: ServiceSpec,
@@ -141,64 +205,17 @@ def build_job(
     storage_secret: str,
     deployment: str,
 ) -> dict[str, Any]:
-    event = invocation.event
-    input_file = f"{INPUT_DIR}/{input_file_name(event)}"
-    labels = {
-        **service.labels,
-        **owned_labels(deployment, service.name),
-        LABEL_INVOCATION: invocation.id,
-        LABEL_EVENT: event.id,
-    }
-    annotations = {
-        **service.annotations,
-        ANNOTATION_VERSION: service.version,
-        ANNOTATION_EVENT_TIME: event.time,
-        ANNOTATION_RECEIVED_AT: event.received_at or event.time,
-        ANNOTATION_OBJECT: f"{event.storage}/{event.path}",
-    }
-    script_env = dict(service.variables)
-    if service.log_level:
-        script_env.setdefault("LOG_LEVEL", service.log_level)
-    script_env.update(contract_variables(event, input_file, INPUT_DIR, OUTPUT_DIR))
-    helper_env = {
-        "OSCAR_STREAM_CONFIG": HELPER_CONFIG,
-        "OSCAR_STREAM_INVOCATION": invocation.to_json().decode(),
-        "OSCAR_STREAM_OUTPUTS": orjson.dumps([asdict(o) for o in service.outputs]).decode(),
-    }
-    work_mount = {"name": "work", "mountPath": WORK}
-    helper_mounts = [work_mount, {"name": "storage", "mountPath": "/etc/oscar-stream", "readOnly": True},
-                     {"name": "tmp", "mountPath": "/tmp"}]
-    script_container: dict[str, Any] = {
-        "name": "script",
-        "image": service.image,
-        "command": ["/bin/sh", SCRIPT_PATH],
-        "workingDir": WORK,
-        "env": _env(script_env),
-        "resources": _resources(service),
-        "volumeMounts": [work_mount, {"name": "script", "mountPath": f"{WORK}/script", "readOnly": True}],
-    }
-    if service.secrets:
-        script_container["envFrom"] = [{"secretRef": {"name": secrets_name(service, deployment)}}]
+    labels, annotations = job_metadata(invocation, service, deployment)
+    upload = helper_container("upload", invocation, service, helper_image)
+    upload["terminationMessagePolicy"] = "File"  # the uploaded objects are reported there
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "initContainers": [
-            {"name": "fetch", "image": helper_image, "args": ["job", "fetch"], "env": _env(helper_env),
-             "volumeMounts": helper_mounts, "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES},
-            script_container,
-        ],
-        "containers": [
-            {"name": "upload", "image": helper_image, "args": ["job", "upload"], "env": _env(helper_env),
-             "volumeMounts": helper_mounts, "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES,
-             "terminationMessagePolicy": "File"},
-        ],
-        "volumes": [
-            {"name": "work", "emptyDir": {}},
-            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-            {"name": "script", "configMap": {"name": script_configmap_name(service, deployment), "defaultMode": 0o555}},
-            {"name": "storage", "secret": {"secretName": storage_secret}},
-        ],
+        "initContainers": [helper_container("fetch", invocation, service, helper_image),
+                           script_container(invocation, service, deployment)],
+        "containers": [upload],
+        "volumes": pod_volumes(service, storage_secret, deployment),
     }
     if service.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in service.image_pull_secrets]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from oscar_stream.normalize.canonical import rfc3339
+from oscar_stream.core.times import rfc3339
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""raw store notification -> canonical :class:`StorageEvent`s (pure code; the agent is the only I/O)."""
+"""raw store notification -> canonical events (pure: the worker does the I/O around it)."""

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from oscar_stream.normalize.canonical import CREATED, REMOVED, EventType, StorageEvent, identity_id
+from oscar_stream.core.events import CREATED, REMOVED, EventType, StorageEvent, check_key
+from oscar_stream.core.ids import identity_id
 from oscar_stream.normalize.outcome import ParseError, ParseOutcome
 
 # A file is complete when it is closed after writing, or moved into the watched folder. IN_CREATE is not
@@ -74,7 +75,7 @@ def parse_dcache_message(
         raise ParseError(f"event.name must be a file name, got {name!r}")
     if not sse.path:
         raise ParseError(f"unknown subscription {doc.get('subscription')!r}: no watched path for it")
-    path = f"{sse.path.rstrip('/')}/{name}"
+    path = check_key(f"{sse.path.rstrip('/')}/{name}", "dCache path")
     return ParseOutcome(events=[StorageEvent(
         id=identity_id("dcache", storage, path, sse.channel, sse.sse_id),
         type=_TRIGGERS[trigger],

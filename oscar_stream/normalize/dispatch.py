@@ -1,27 +1,38 @@
-"""Choose the parser for a raw record from its source's kind, and carry the raw record's metadata."""
+"""Choose the parser for a raw record from its source's kind, and read the raw record's metadata."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 from oscar_stream.config import SourceSettings
-from oscar_stream.normalize.canonical import now_rfc3339
+from oscar_stream.core.errors import InvalidEvent
+from oscar_stream.core.records import (
+    H_DCACHE_CHANNEL,
+    H_DCACHE_PATH,
+    H_RECEIVED_AT,
+    H_SSE_EVENT,
+    H_SSE_ID,
+)
+from oscar_stream.core.times import normalize_time, now_rfc3339
 from oscar_stream.normalize.dcache_events import SseContext, parse_dcache_message
 from oscar_stream.normalize.outcome import ParseError, ParseOutcome
 from oscar_stream.normalize.s3_records import parse_s3_notification
 
-# Headers the gateway and the dCache watcher put on raw records (stores writing to Kafka directly add none).
-H_SOURCE = "oscar-source"
-H_RECEIVED_AT = "oscar-received-at"
-H_TRANSPORT = "oscar-transport"
-H_SSE_EVENT = "oscar-sse-event"
-H_SSE_ID = "oscar-sse-id"
-H_DCACHE_CHANNEL = "oscar-dcache-channel"
-H_DCACHE_PATH = "oscar-dcache-path"
+
+def received_at(headers: Mapping[str, str]) -> str:
+    """When the gateway or watcher received the notification; now if the header is missing or is not a time
+    (stores writing to Kafka directly set no header, and a header cannot be trusted to be well-formed)."""
+    value = headers.get(H_RECEIVED_AT)
+    if value:
+        try:
+            return normalize_time(value, H_RECEIVED_AT)
+        except InvalidEvent:
+            pass
+    return now_rfc3339()
 
 
 def parse_raw(payload: bytes, source: SourceSettings, headers: Mapping[str, str]) -> ParseOutcome:
-    received_at = headers.get(H_RECEIVED_AT) or now_rfc3339()
+    received = received_at(headers)
     if source.kind == "dcache":
         sse = SseContext(
             event=headers.get(H_SSE_EVENT, "inotify"),
@@ -29,8 +40,8 @@ def parse_raw(payload: bytes, source: SourceSettings, headers: Mapping[str, str]
             channel=headers.get(H_DCACHE_CHANNEL, ""),
             path=headers.get(H_DCACHE_PATH),
         )
-        return parse_dcache_message(payload, sse, source.id, received_at)
-    return parse_s3_notification(payload, source.id, source.key_encoding, received_at)
+        return parse_dcache_message(payload, sse, source.id, received)
+    return parse_s3_notification(payload, source.id, source.key_encoding, received)
 
 
 def decode_headers(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:

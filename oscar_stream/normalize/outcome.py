@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from oscar_stream.normalize.canonical import StorageEvent
+from oscar_stream.core.errors import InvalidEvent
+from oscar_stream.core.events import StorageEvent
 
 
-class ParseError(ValueError):
+class ParseError(InvalidEvent):
     """The payload (or one record of it) cannot become a canonical event; the message says why."""
 
 

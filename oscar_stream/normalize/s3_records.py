@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 import orjson
 
-from oscar_stream.normalize.canonical import (
+from oscar_stream.core.errors import InvalidEvent
+from oscar_stream.core.events import (
     CREATED,
     OTHER,
     REMOVED,
     EventType,
     StorageEvent,
-    created_object_id,
-    identity_id,
-    normalize_etag,
-    rfc3339,
+    check_bucket,
+    check_key,
+    check_text,
 )
+from oscar_stream.core.ids import created_object_id, identity_id, normalize_etag
+from oscar_stream.core.times import normalize_time
 from oscar_stream.normalize.outcome import ParseError, ParseOutcome
 
 KeyEncoding = Literal["url", "raw"]
@@ -33,7 +34,7 @@ def _event_type(name: str) -> EventType:
     return OTHER
 
 
-def _text(value: Any, where: str, required: bool = False) -> str | None:
+def _text(value: Any, where: str, required: bool = False, limited: bool = True) -> str | None:
     if value is None or (value == "" and not required):
         if required:
             raise ParseError(f"{where} is missing")
@@ -42,7 +43,7 @@ def _text(value: Any, where: str, required: bool = False) -> str | None:
         raise ParseError(f"{where} must be a string, got {type(value).__name__}")
     if required and not value:
         raise ParseError(f"{where} is empty")
-    return value
+    return check_text(value, where) if limited else value
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -64,10 +65,7 @@ def _time(value: Any, received_at: str | None) -> str:
         return received_at  # some stores omit it; the time we received the notification is the best we have
     text = _text(value, "eventTime", required=True)
     assert text is not None
-    try:
-        return rfc3339(datetime.fromisoformat(text))
-    except ValueError as err:
-        raise ParseError(f"eventTime {text!r} is not an ISO-8601 time") from err
+    return normalize_time(text, "eventTime")
 
 
 def _principal(record: dict[str, Any]) -> str | None:
@@ -76,7 +74,7 @@ def _principal(record: dict[str, Any]) -> str | None:
         return None
     # versitygw writes "PrincipalId", everyone else "principalId".
     value = identity.get("principalId", identity.get("PrincipalId"))
-    return value if isinstance(value, str) and value else None
+    return check_text(value, "userIdentity.principalId") if isinstance(value, str) and value else None
 
 
 def parse_record(
@@ -88,11 +86,11 @@ def parse_record(
     s3 = _object(rec.get("s3"), "s3")
     bucket = _text(_object(s3.get("bucket"), "s3.bucket").get("name"), "s3.bucket.name", required=True)
     obj = _object(s3.get("object"), "s3.object")
-    raw_key = _text(obj.get("key"), "s3.object.key", required=True)
+    raw_key = _text(obj.get("key"), "s3.object.key", required=True, limited=False)  # checked once decoded
     assert raw_key is not None and bucket is not None
     key = unquote_plus(raw_key, errors="strict") if key_encoding == "url" else raw_key
-    if not key:
-        raise ParseError("s3.object.key decodes to an empty key")
+    check_bucket(bucket)
+    check_key(key, "s3.object.key")
     etag = normalize_etag(_text(obj.get("eTag"), "s3.object.eTag"))
     version_id = _text(obj.get("versionId"), "s3.object.versionId")
     sequencer = _text(obj.get("sequencer"), "s3.object.sequencer")
@@ -147,7 +145,7 @@ def parse_s3_notification(
     for index, record in enumerate(records):
         try:
             outcome.events.append(parse_record(record, storage, key_encoding, received_at))
-        except (ParseError, UnicodeDecodeError) as err:
+        except (InvalidEvent, UnicodeDecodeError) as err:
             outcome.rejects.append(f"Records[{index}]: {err}")
     if not outcome.events:
         raise ParseError("; ".join(outcome.rejects))

@@ -17,10 +17,9 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from oscar_stream.config import Settings
-from oscar_stream.kafka.batch_agent import BATCH_AGENTS, agent_group
 from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.observe.lag import group_lag
-from oscar_stream.topics import TopicNames
+from oscar_stream.topics import AGENTS, TopicNames, agent_group
 
 THROUGHPUT = {
     "received": "oscar_stream_events_received",
@@ -147,7 +146,7 @@ def render(settings: Settings, previous: Sample | None, current: Sample, lag: di
 async def snapshot(settings: Settings, urls: list[str], previous: Sample | None) -> tuple[Sample, str]:
     current = await scrape(urls)
     lag: dict[str, int] = {}
-    for group in [settings.app_id, *(agent_group(settings.app_id, a) for a in BATCH_AGENTS)]:
+    for group in [agent_group(settings.app_id, a) for a in AGENTS]:
         for topic, records in (await group_lag(settings.kafka, group)).items():
             lag[topic] = lag.get(topic, 0) + records
     failures = await recent_failures(settings)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id, identity_id
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id, identity_id
 from oscar_stream.route.model import ServiceSpec
 
 _DEFAULT = "minio.default"

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from oscar_stream.normalize.canonical import StorageEvent
-from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
+from oscar_stream.core.events import StorageEvent
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.route.model import InputSpec, ServiceSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +19,6 @@ class _Target:
     input: InputSpec
     name: str
     version: str
-    service: ServiceSpec
 
 
 @dataclass(slots=True)
@@ -51,7 +51,7 @@ class RoutingIndex:
             node = self._roots.setdefault(inp.storage, _Node())
             for segment in inp.segments:
                 node = node.children.setdefault(segment, _Node())
-            node.targets += (_Target(inp, service.name, service.version, service),)
+            node.targets += (_Target(inp, service.name, service.version),)
 
     def remove(self, name: str) -> bool:
         old = self._services.pop(name, None)
@@ -102,9 +102,6 @@ class RoutingIndex:
             depth += 1
         return list(found.values())
 
-    def match(self, event: StorageEvent) -> list[ServiceSpec]:
-        """Services with an input matching ``event``, each once, in a stable order."""
-        return [target.service for target in self._targets(event)]
-
     def route(self, event: StorageEvent) -> list[Invocation]:
+        """One invocation per service with an input matching ``event``, each service once, in a stable order."""
         return [Invocation.of(target.name, target.version, event) for target in self._targets(event)]

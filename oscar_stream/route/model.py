@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from oscar_stream.normalize.canonical import CREATED, EventType, StorageEvent, identity_id
+from oscar_stream.core.events import CREATED, EventType, StorageEvent
+from oscar_stream.core.ids import identity_id
 
 DEFAULT_CPU = "0.2"
 DEFAULT_MEMORY = "256Mi"
@@ -161,35 +162,3 @@ class RoutingTable:
     services: tuple[ServiceSpec, ...]
     storage_providers: tuple[StorageProviderSpec, ...] = ()
     clusters: tuple[ClusterSpec, ...] = ()
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One (service, event) that must run. Its id depends only on the service name and the event id."""
-
-    id: str
-    service: str
-    service_version: str
-    event: StorageEvent
-    attempt: int = 0
-
-    @classmethod
-    def create(cls, service: ServiceSpec, event: StorageEvent) -> Invocation:
-        return cls.of(service.name, service.version, event)
-
-    @classmethod
-    def of(cls, service: str, version: str, event: StorageEvent) -> Invocation:
-        return cls(id=identity_id("invocation", service, event.id), service=service, service_version=version,
-                   event=event)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({
-            "id": self.id, "service": self.service, "service_version": self.service_version,
-            "attempt": self.attempt, "event": self.event.to_cloudevent(),
-        })
-
-    @classmethod
-    def from_json(cls, payload: bytes) -> Invocation:
-        doc = orjson.loads(payload)
-        return cls(id=doc["id"], service=doc["service"], service_version=doc["service_version"],
-                   event=StorageEvent.from_cloudevent(doc["event"]), attempt=int(doc.get("attempt", 0)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from oscar_stream.normalize.canonical import CREATED
+from oscar_stream.core.events import CREATED
 from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec, split_path
 
 LOCAL_CLUSTER = "local"

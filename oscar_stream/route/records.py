@@ -1,29 +1,33 @@
-"""One canonical event -> invocation records (or a dead-letter). Pure apart from counting metrics."""
+"""One canonical event -> invocation records (or a dead-letter). Pure.
+
+Invocations are keyed by their id, so one service's invocations spread over every partition (and so over
+every worker), while the copies of one invocation land on one partition, in order."""
 
 from __future__ import annotations
 
-from oscar_stream import metrics
-from oscar_stream.deadletter import Origin, deadletter_record, reason_label
-from oscar_stream.kafka.out_record import OutRecord
-from oscar_stream.normalize.canonical import InvalidEvent, StorageEvent
+from dataclasses import dataclass, field
+
+from oscar_stream.core.deadletter import deadletter_record
+from oscar_stream.core.errors import InvalidEvent
+from oscar_stream.core.events import StorageEvent
+from oscar_stream.core.records import Origin, OutRecord
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.topics import TopicNames
 
 
-def route_record(names: TopicNames, index: RoutingIndex, origin: Origin, value: bytes | None) -> list[OutRecord]:
+@dataclass
+class Routed:
+    records: list[OutRecord] = field(default_factory=list)
+    event: StorageEvent | None = None
+    dead: str | None = None  # the reason, if the record was dead-lettered
+
+
+def route_record(names: TopicNames, index: RoutingIndex, origin: Origin, value: bytes | None) -> Routed:
     try:
         event = StorageEvent.from_json(value or b"")
     except InvalidEvent as err:
         reason = f"invalid canonical event: {err}"
-        metrics.DEADLETTERED.labels("route", reason_label(reason)).inc()
-        return [OutRecord(names.deadletter, b"route",
-                          deadletter_record("route", origin.topic, reason, value or b"", origin))]
-    invocations = index.route(event)
-    if not invocations:
-        metrics.count(metrics.EVENTS_UNMATCHED, event.storage)
-        return []
-    metrics.count(metrics.EVENTS_ROUTED, event.storage)
-    # Invocations are counted per service by the launch stage: here, a labelled counter per service would
-    # touch one more object of each of thousands of services per event (measured: ~1 µs of ~20 at 10k).
-    return [OutRecord(names.invocations, invocation.service.encode(), invocation.to_json())
-            for invocation in invocations]
+        return Routed([OutRecord(names.deadletter, b"route",
+                                 deadletter_record("route", origin.topic, reason, value or b"", origin))], dead=reason)
+    return Routed([OutRecord(names.invocations, invocation.id.encode(), invocation.to_json())
+                   for invocation in index.route(event)], event)

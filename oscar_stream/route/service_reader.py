@@ -6,15 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from oscar_stream.normalize.canonical import CREATED, OTHER, REMOVED, EventType
-from oscar_stream.route.model import (
-    DEFAULT_CPU,
-    DEFAULT_MEMORY,
-    InputSpec,
-    OutputSpec,
-    ServiceSpec,
-    split_path,
-)
+from oscar_stream.core.events import CREATED, OTHER, REMOVED, EventType
+from oscar_stream.route.model import DEFAULT_CPU, DEFAULT_MEMORY, InputSpec, OutputSpec, ServiceSpec, split_path
 from oscar_stream.route.reader import SERVICE_NAME, Reader
 from oscar_stream.route.yaml_source import YamlPath
 

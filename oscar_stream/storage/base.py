@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from oscar_stream.core.errors import OscarStreamError
+from oscar_stream.core.results import StoredObject
 
-class StorageError(Exception):
+
+class StorageError(OscarStreamError):
     """A download or upload failed; the message names the storage, the object and the cause."""
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    storage: str
-    bucket: str | None
-    key: str
-    size: int
-    etag: str | None
-    version_id: str | None = None
 
 
 class ObjectStore(Protocol):

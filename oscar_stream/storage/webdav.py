@@ -9,8 +9,9 @@ from urllib.parse import quote
 import aiohttp
 
 from oscar_stream.config import StorageSettings
-from oscar_stream.normalize.canonical import normalize_etag
-from oscar_stream.storage.base import StorageError, StoredObject
+from oscar_stream.core.ids import normalize_etag
+from oscar_stream.core.results import StoredObject
+from oscar_stream.storage.base import StorageError
 
 _CHUNK = 1 << 20
 

@@ -10,9 +10,10 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from oscar_stream.config import Settings
-from oscar_stream.kafka.batch_writer import BatchWriter, RecordTooLarge
+from oscar_stream.core.errors import RecordTooLarge
+from oscar_stream.core.records import OutRecord
+from oscar_stream.kafka.batch_writer import BatchWriter
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, reliable_producer
-from oscar_stream.kafka.out_record import OutRecord
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.topics import TopicNames
 from tests.support.kafka_io import read_all
@@ -58,7 +59,7 @@ async def test_a_record_over_the_request_limit_is_refused_with_a_clear_error(set
     producer = reliable_producer(settings.kafka)
     await producer.start()
     try:
-        with pytest.raises(RecordTooLarge, match=r"exceeds the producer's max_request_size"):
+        with pytest.raises(RecordTooLarge, match=r"record too large: .* over the producer's max_request_size"):
             await BatchWriter(producer, MAX_REQUEST_BYTES).write(
                 [OutRecord(names.events, b"k", b"small"), OutRecord(names.events, b"k", b"x" * MAX_REQUEST_BYTES)])
     finally:

@@ -19,12 +19,12 @@ import yaml
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.route.files import load_routing_files
-from oscar_stream.route.publish import apply_services
 from oscar_stream.stack.components.prometheus import add_scrape_target, remove_scrape_target
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import Stack
 from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
+from oscar_stream.worker.publish import apply_services
 from tests.support.dcache_server import DcacheServer
 from tests.support.kafka_io import read_records
 from tests.support.processes import CliProcess

@@ -15,10 +15,10 @@ from pydantic import SecretStr
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
+from oscar_stream.core.records import H_DCACHE_PATH, H_SSE_EVENT, H_SSE_ID
 from oscar_stream.ingest.dcache_watcher import DcacheWatcher
-from oscar_stream.kafka.clients import reliable_producer
+from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.kafka.topics_admin import apply_topics
-from oscar_stream.normalize.dispatch import H_DCACHE_PATH, H_SSE_EVENT, H_SSE_ID
 from oscar_stream.topics import TopicNames
 from tests.support.dcache_server import DcacheServer
 from tests.support.kafka_io import read_records
@@ -51,12 +51,11 @@ async def dcache_settings(config: dict[str, Any], config_file: Path, server: Dca
 class RunningWatcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.producer = reliable_producer(settings.kafka)
+        self.producer = ResilientProducer(settings.kafka, "test-dcache")
         self.watcher: DcacheWatcher | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> DcacheWatcher:
-        await self.producer.start()
         topic = TopicNames(self.settings.kafka.topic_prefix).raw(SOURCE)
         self.watcher = DcacheWatcher(self.settings.sources[0], self.settings.kafka, topic, self.producer,
                                      max_backoff_s=0.5)

@@ -17,15 +17,17 @@ import pytest
 import yaml
 
 from oscar_stream.config import Settings
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import StoredObject
 from oscar_stream.kafka.topics_admin import apply_topics
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
 from oscar_stream.route.files import load_routing_files
-from oscar_stream.route.model import Invocation, ServiceSpec
-from oscar_stream.route.publish import apply_services
+from oscar_stream.route.model import ServiceSpec
 from oscar_stream.stack.process import free_port, port_open
-from oscar_stream.storage.base import StoredObject
 from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
+from oscar_stream.worker.publish import apply_services
 from tests.support.kafka_io import produce, read_all, read_records
 from tests.support.processes import CliProcess
 
@@ -56,7 +58,7 @@ async def test_helper_fetches_and_uploads_with_s3(settings: Settings, config_fil
     source.write_bytes(b"input bytes")
     stored = await store.upload(source, "helper", "in/sample 1.dat")
     service = ServiceSpec(name="helper-test", image="i", script="s")
-    invocation = Invocation.create(service, _event(stored))
+    invocation = Invocation.of(service.name, service.version, _event(stored))
     outputs: list[dict[str, Any]] = [{"storage": "minio.default", "path": "helper/out"},
                {"storage": "minio.default", "path": "helper/png-only", "suffixes": [".png"]}]
     fetched = _helper(config_file, invocation, outputs, "fetch", "--input-dir", str(tmp_path / "input"))
@@ -114,7 +116,8 @@ def test_helper_fetches_dcache_inputs_and_uploads_over_webdav(
     config_file.write_text(yaml.safe_dump(config))
     (root / "data" / "in" / "run-7.h5").write_bytes(b"HDF5 payload")
     event = _event(StoredObject("webdav.dcache", None, "/data/in/run-7.h5", 12, None))
-    invocation = Invocation.create(ServiceSpec(name="dav-test", image="i", script="s"), event)
+    dav = ServiceSpec(name="dav-test", image="i", script="s")
+    invocation = Invocation.of(dav.name, dav.version, event)
     outputs: list[dict[str, Any]] = [{"storage": "webdav.dcache", "path": "/data/summaries"}]
     fetched = _helper(config_file, invocation, outputs, "fetch", "--input-dir", str(tmp_path / "input"))
     assert fetched.returncode == 0, fetched.stderr

@@ -203,7 +203,7 @@ async def test_malformed_notifications_are_dead_lettered_and_the_stream_goes_on(
         assert all(r["source"] == "minio.default" and r["origin"]["topic"] == names.raw("minio.default")
                    for r in records)
         [event] = await read_records(settings, names.events, 1, exactly=True)
-        assert orjson.loads(event.value)["data"]["bucket"] == "telescope"
+        assert orjson.loads(event.value)["data"]["bucket"] == "seismic"
     finally:
         worker.stop()
 
@@ -232,19 +232,19 @@ async def test_gateway_answers_503_while_kafka_is_down_and_loses_nothing(
     try:
         await asyncio.to_thread(gateway_process.wait_http, f"http://127.0.0.1:{port}/readyz")
         for i in range(3):
-            payload = body.replace(b"frame-000117", f"frame-a{i}".encode())
+            payload = body.replace(b"2026-10-02.mseed", f"a{i}.mseed".encode())
             status, _ = await _post(url, payload, auth)
             assert status == 200
             accepted.append(payload)
         for record in records:
             terminate(record)
-        statuses = [(await _post(url, body.replace(b"frame-000117", f"frame-down{i}".encode()), auth))[0]
+        statuses = [(await _post(url, body.replace(b"2026-10-02.mseed", f"down{i}.mseed".encode()), auth))[0]
                     for i in range(2)]
         assert statuses == [503, 503]
         records = await asyncio.to_thread(broker.start, ctx)
         recovered = []
         for i in range(30):
-            payload = body.replace(b"frame-000117", f"frame-b{i}".encode())
+            payload = body.replace(b"2026-10-02.mseed", f"b{i}.mseed".encode())
             status, _ = await _post(url, payload, auth)
             if status == 200:
                 accepted.append(payload)

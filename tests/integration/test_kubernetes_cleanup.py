@@ -14,12 +14,14 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result
+from oscar_stream.executors.base import Limiter
+from oscar_stream.executors.kubernetes import KubernetesExecutor, storage_secret
 from oscar_stream.launch import job_spec
-from oscar_stream.launch.executor import Limiter
-from oscar_stream.launch.kubernetes import KubernetesExecutor, storage_secret
-from oscar_stream.launch.results import Result
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
-from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
+from oscar_stream.route.model import InputSpec, ServiceSpec
 from oscar_stream.stack.stack import Stack
 from tests.support.kube import NAMESPACE, api, launcher_kubeconfig, wait_for
 from tests.support.stack import isolated_config, write_config
@@ -70,7 +72,7 @@ async def test_old_versions_objects_go_once_no_job_uses_them(kube_stack: Stack, 
             await client.CoreV1Api(restricted).list_namespaced_config_map("kube-system")
         assert refused.value.status == 403
 
-    limiter = Limiter()
+    limiter = Limiter(lambda service: 5)
     executor = KubernetesExecutor(sink, limiter, settings)
     await executor.start()
     maintaining = asyncio.ensure_future(executor.maintain(lambda: current))
@@ -81,14 +83,15 @@ async def test_old_versions_objects_go_once_no_job_uses_them(kube_stack: Stack, 
         await _foreign_config_map(core, f"{name}-other-deployment",
                                   job_spec.owned_labels("another-deployment", name))
         try:
-            first = Invocation.create(v1, _event("in/1.dat"))
-            await executor.launch(first, v1, await limiter.acquire(name, 5))
+            first = Invocation.of(v1.name, v1.version, _event("in/1.dat"))
+            await executor.launch(first, v1, await limiter.acquire(name))
             old = job_spec.current_objects(v1, executor.deployment)
             storage = storage_secret(settings, NAMESPACE, executor.deployment)["metadata"]["name"]
             assert old | {storage} <= await _names(core, mine)
 
             current[:] = [v2]  # the service was changed: v1's objects are still used by v1's Job
-            await executor.launch(Invocation.create(v2, _event("in/2.dat")), v2, await limiter.acquire(name, 5))
+            second = Invocation.of(v2.name, v2.version, _event("in/2.dat"))
+            await executor.launch(second, v2, await limiter.acquire(name))
             await asyncio.sleep(2)  # several sweeps
             assert old | job_spec.current_objects(v2, executor.deployment) | {storage} <= await _names(core, mine)
 

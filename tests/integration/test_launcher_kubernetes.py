@@ -14,14 +14,16 @@ import pytest
 from kubernetes_asyncio import client, watch
 
 from oscar_stream.config import Settings
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.invocation import Invocation
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.launch.job_spec import LABEL_INVOCATION, LABEL_SERVICE, job_name
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
-from oscar_stream.route.model import InputSpec, Invocation, OutputSpec, ServiceSpec
-from oscar_stream.route.publish import apply_services
+from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import Stack
 from oscar_stream.topics import TopicNames
+from oscar_stream.worker.publish import apply_services
 from tests.support.kafka_io import produce, read_all
 from tests.support.kube import NAMESPACE, api, job_condition, kubeconfig
 from tests.support.processes import CliProcess
@@ -100,7 +102,7 @@ async def test_job_is_accepted_completes_and_its_result_is_published(
     service = _service(_name("ok"), gpus=1, variables={"THRESHOLD": "5"}, secrets={"TOKEN": "s3cr3t"},
                        retries=2, timeout_s=600, ttl_s=3600)
     await apply_services(launcher, [service])
-    invocation = Invocation.create(service, _event(f"{service.name}/in/a b.fits"))
+    invocation = Invocation.of(service.name, service.version, _event(f"{service.name}/in/a b.fits"))
     await _submit(launcher, service, [invocation])
     [result] = await _results(launcher, service.name, 1)
     assert result["status"] == "succeeded" and result["executor"] == "kubernetes"
@@ -135,7 +137,7 @@ async def test_job_is_accepted_completes_and_its_result_is_published(
 async def test_failing_pod_gives_a_failed_result(launcher: Settings) -> None:
     service = _service(_name("fail"), labels={"oscar-stream.io/simulate": "fail"})
     await apply_services(launcher, [service])
-    invocation = Invocation.create(service, _event(f"{service.name}/in/x.dat"))
+    invocation = Invocation.of(service.name, service.version, _event(f"{service.name}/in/x.dat"))
     await _submit(launcher, service, [invocation])
     [result] = await _results(launcher, service.name, 1)
     assert result["status"] == "failed"
@@ -146,7 +148,7 @@ async def test_failing_pod_gives_a_failed_result(launcher: Settings) -> None:
 async def test_redelivered_invocation_creates_no_second_job(launcher: Settings, batch: client.BatchV1Api) -> None:
     service = _service(_name("dup"))
     await apply_services(launcher, [service])
-    invocation = Invocation.create(service, _event(f"{service.name}/in/once.dat"))
+    invocation = Invocation.of(service.name, service.version, _event(f"{service.name}/in/once.dat"))
     await _submit(launcher, service, [invocation, invocation])
     await _results(launcher, service.name, 1)
     await _submit(launcher, service, [invocation])  # again, after the Job finished
@@ -180,7 +182,8 @@ async def test_two_hundred_invocations_never_exceed_the_limit_of_five(
 
     watcher = asyncio.ensure_future(observe())
     try:
-        invocations = [Invocation.create(service, _event(f"{service.name}/in/{i:03d}.dat")) for i in range(200)]
+        invocations = [Invocation.of(service.name, service.version, _event(f"{service.name}/in/{i:03d}.dat"))
+                       for i in range(200)]
         await _submit(launcher, service, invocations)
         results = await _results(launcher, service.name, 200)
         assert len({r["invocation_id"] for r in results}) == 200
@@ -194,7 +197,7 @@ async def test_two_hundred_invocations_never_exceed_the_limit_of_five(
 async def test_spec_refused_by_the_server_gives_a_failed_result_with_its_message(launcher: Settings) -> None:
     service = _service(_name("bad"), labels={"not a valid label key!": "x"})
     await apply_services(launcher, [service])
-    invocation = Invocation.create(service, _event(f"{service.name}/in/x.dat"))
+    invocation = Invocation.of(service.name, service.version, _event(f"{service.name}/in/x.dat"))
     await _submit(launcher, service, [invocation])
     [result] = await _results(launcher, service.name, 1)
     assert result["status"] == "failed"

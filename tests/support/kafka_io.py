@@ -46,6 +46,17 @@ async def produce(settings: Settings, topic: str, values: list[bytes], key: byte
         await producer.stop()
 
 
+async def produce_keyed(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Write (key, value) records, each to the partition Kafka's default partitioner gives its key."""
+    producer = reliable_producer(settings.kafka)
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
 async def read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` up to its end at the time of the call."""
     reader: AIOKafkaConsumer = consumer(settings.kafka, group_id=None)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
 from oscar_stream.route.clusters import event_for_cluster, localize, translate_storage
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import InputSpec, ServiceSpec
@@ -22,8 +23,8 @@ def test_remote_service_is_indexed_under_local_names() -> None:
     index = RoutingIndex([localize(detector, "edge")])
     on_cloud_storage = StorageEvent("0" * 32, CREATED, "t", "minio.cloud", "s3", "inference", "in/x.jpg", "put")
     on_edge_storage = StorageEvent("0" * 32, CREATED, "t", "minio.default", "s3", "inference", "in/x.jpg", "put")
-    assert [s.name for s in index.match(on_cloud_storage)] == ["detector"]
-    assert index.match(on_edge_storage) == []
+    assert [i.service for i in index.route(on_cloud_storage)] == ["detector"]
+    assert index.route(on_edge_storage) == []
     assert localize(detector, "cloud") is detector
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from oscar_stream.core.events import CREATED, REMOVED
 from oscar_stream.ingest.sse import SseParser
-from oscar_stream.normalize.canonical import CREATED, REMOVED
 from oscar_stream.normalize.dcache_events import EventLoss, SseContext, parse_dcache_message
 from oscar_stream.normalize.outcome import ParseError
 from tests.support.paths import EVENTS

@@ -6,9 +6,10 @@ import re
 
 import orjson
 
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.invocation import Invocation
 from oscar_stream.launch.job_spec import build_job, job_name, script_configmap, secrets_object
-from oscar_stream.normalize.canonical import CREATED, StorageEvent
-from oscar_stream.route.model import InputSpec, Invocation, OutputSpec, ServiceSpec
+from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec
 
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -18,8 +19,9 @@ def _invocation(name: str = "detect", **extra: object) -> tuple[Invocation, Serv
                           memory="2Gi", inputs=(InputSpec("minio.default", "survey/raw"),),
                           outputs=(OutputSpec("minio.default", "survey/out", suffixes=(".png",)),), **extra)  # type: ignore[arg-type]
     event = StorageEvent("a" * 32, CREATED, "2026-01-01T00:00:00.000Z", "minio.default", "s3", "survey",
-                         "raw/m 31.fits", "s3:ObjectCreated:Put", size=3, etag="e", received_at="2026-01-01T00:00:01Z")
-    return Invocation.create(service, event), service
+                         "raw/m 31.fits", "s3:ObjectCreated:Put", size=3, etag="e",
+                         received_at="2026-01-01T00:00:01.000Z")
+    return Invocation.of(service.name, service.version, event), service
 
 
 def test_job_name_is_dns_1123_short_and_deterministic() -> None:

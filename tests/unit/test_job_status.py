@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.invocation import Invocation
 from oscar_stream.launch import job_spec
 from oscar_stream.launch.job_status import Finished, finished, parse_time, referenced_objects, time_text
-from oscar_stream.normalize.canonical import CREATED, StorageEvent
-from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
+from oscar_stream.route.model import InputSpec, ServiceSpec
 
 
 def _job(**status: object) -> dict[str, object]:
@@ -36,6 +37,7 @@ def test_a_built_job_references_its_script_secrets_and_storage_configuration() -
                           inputs=(InputSpec("minio.default", "b/in"),))
     event = StorageEvent(id="e" * 32, type=CREATED, time="2026-01-01T00:00:00.000Z", storage="minio.default",
                          kind="s3", bucket="b", key="in/a", action="s3:ObjectCreated:Put")
-    job = job_spec.build_job(Invocation.create(service, event), service, "ns", "helper:1", "storage-abc", "dep")
+    invocation = Invocation.of(service.name, service.version, event)
+    job = job_spec.build_job(invocation, service, "ns", "helper:1", "storage-abc", "dep")
     assert referenced_objects(job) == job_spec.current_objects(service, "dep") | {"storage-abc"}
     assert referenced_objects({"metadata": {"name": "j"}}) == set()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oscar_stream.normalize.canonical import StorageEvent
+from oscar_stream.core.events import StorageEvent
 from oscar_stream.normalize.dcache_events import SseContext, parse_dcache_message
 from oscar_stream.normalize.outcome import ParseError
 from oscar_stream.normalize.s3_records import KeyEncoding, parse_s3_notification
@@ -63,6 +63,6 @@ def test_s3_shaped_json(value: Any) -> None:
 
 def test_integers_beyond_64_bits_are_rejected_with_a_reason() -> None:
     payload = (b'{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2026-01-01T00:00:00Z",'
-               b'"s3":{"bucket":{"name":"b"},"object":{"key":"k","size":1' + b"0" * 30 + b"}}}]}")
+               b'"s3":{"bucket":{"name":"bkt"},"object":{"key":"k","size":1' + b"0" * 30 + b"}}}]}")
     with pytest.raises(ParseError, match=r"s3\.object\.size must be a non-negative integer"):
         parse_s3_notification(payload, "minio.default")

@@ -1,5 +1,5 @@
-"""Routing files: every FDL sample of tests/data/fdl validates; each broken variant is rejected with file, line, path and
-a reason; OSCAR fields we do not implement are reported as "not used"."""
+"""Routing files: every FDL sample of tests/data/fdl validates; each broken variant is rejected with file, line,
+path and a reason; OSCAR fields we do not implement are reported as "not used"."""
 
 from __future__ import annotations
 

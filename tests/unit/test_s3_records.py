@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from oscar_stream.normalize.canonical import CREATED, REMOVED, StorageEvent
+from oscar_stream.core.events import CREATED, REMOVED, StorageEvent
 from oscar_stream.normalize.outcome import ParseError
 from oscar_stream.normalize.s3_records import parse_s3_notification
 from tests.support.paths import EVENTS
@@ -90,7 +90,7 @@ def test_malformed_samples_raise_typed_error_with_reason(name: str, reason: str)
 
 def _record(key: str) -> dict[str, object]:
     return {"eventName": "s3:ObjectCreated:Put", "eventTime": "2026-01-01T00:00:00Z",
-            "s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "e1"}}}
+            "s3": {"bucket": {"name": "bkt"}, "object": {"key": key, "eTag": "e1"}}}
 
 
 def test_several_records_give_several_events_and_bad_ones_are_rejected_alone() -> None:
@@ -125,7 +125,7 @@ def test_missing_event_time_falls_back_to_receive_time_but_bad_time_is_rejected(
                                     received_at="2026-02-02T00:00:00.000Z").events
     assert event.time == "2026-02-02T00:00:00.000Z"
     record["eventTime"] = "yesterday"
-    with pytest.raises(ParseError, match="not an ISO-8601 time"):
+    with pytest.raises(ParseError, match="not an ISO 8601 time"):
         parse_s3_notification(orjson.dumps({"Records": [record]}), "m.x")
 
 

@@ -9,13 +9,14 @@ import orjson
 import pytest
 
 from oscar_stream.config import DcachePath, Settings, SourceSettings
-from oscar_stream.deadletter import MAX_PAYLOAD_BYTES, Origin, deadletter_record
+from oscar_stream.core.deadletter import MAX_PAYLOAD_BYTES, deadletter_record
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.records import Origin
+from oscar_stream.core.results import Result, StoredObject
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES
 from oscar_stream.kafka.topics_admin import desired_topics
-from oscar_stream.launch.results import Result
 from oscar_stream.normalize.s3_records import parse_s3_notification
-from oscar_stream.route.model import InputSpec, Invocation, ServiceSpec
-from oscar_stream.storage.base import StoredObject
+from oscar_stream.route.model import InputSpec, ServiceSpec
 from oscar_stream.topics import TopicFileError, load_topic_specs
 from tests.support.paths import EVENTS, REPO
 
@@ -41,8 +42,9 @@ def test_canonical_invocation_result_and_deadletter_records_match_their_schemas(
     [event] = parse_s3_notification((EVENTS / "minio-put.json").read_bytes(), "minio.default",
                                     received_at="2026-01-01T00:00:00.000Z").events
     jsonschema.validate(orjson.loads(event.to_json()), _schema("events"))
-    invocation = Invocation.create(ServiceSpec(name="s", image="i", script="x",
-                                               inputs=(InputSpec("minio.default", "seismic"),)), event)
+    service = ServiceSpec(name="s", image="i", script="x",
+                                               inputs=(InputSpec("minio.default", "seismic"),))
+    invocation = Invocation.of(service.name, service.version, event)
     jsonschema.validate(orjson.loads(invocation.to_json()), _schema("invocations"))
     result = Result(invocation.id, "s", event.id, "succeeded", "local",
                     outputs=[StoredObject("minio.default", "b", "k", 1, "e")])

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
-import random
 import shutil
 import signal
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from oscar_stream import metrics
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result
+from oscar_stream.core.times import now_rfc3339
+from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
+from oscar_stream.executors.staging import download_input, upload_outputs
 from oscar_stream.launch.contract import script_environment
-from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
-from oscar_stream.launch.results import Result
-from oscar_stream.launch.staging import download_input, upload_outputs
-from oscar_stream.normalize.canonical import now_rfc3339
-from oscar_stream.route.model import Invocation, ServiceSpec
+from oscar_stream.retry import Backoff
+from oscar_stream.route.model import ServiceSpec
 from oscar_stream.storage.base import StorageError
 from oscar_stream.storage.registry import Stores
 
@@ -37,30 +40,31 @@ class LocalExecutor(Executor):
         self.work_root = work_root
 
     async def launch(self, invocation: Invocation, service: ServiceSpec, permit: Permit) -> None:
-        """Runs the job to its end (with the service's retries) and publishes the result before returning."""
+        """Runs the job to its end (with the service's retries) and publishes the result before returning.
+
+        Between two attempts the job holds no slot of its service: a failing service that waits out its
+        backoff leaves its slots to the invocations queued behind it."""
         labels = (service.name, self.kind)
         metrics.JOBS_LAUNCHED.labels(*labels).inc()
-        metrics.JOBS_ACTIVE.labels(*labels).inc()
         started = time.monotonic()
-        try:
-            result = await self._run_with_retries(invocation, service)
-        finally:
-            metrics.JOBS_ACTIVE.labels(*labels).dec()
-            permit.release()
+        backoff = Backoff(service.backoff_s, cap_s=3600.0)
+        attempt = 0
+        while True:
+            metrics.JOBS_ACTIVE.labels(*labels).inc()
+            try:
+                result = await self._run_once(invocation, service, attempt)
+            finally:
+                metrics.JOBS_ACTIVE.labels(*labels).dec()
+                permit.release()
+            if result.status == "succeeded" or attempt >= service.retries:
+                break
+            attempt += 1
+            metrics.JOBS_RETRIED.labels(*labels).inc()
+            await backoff.wait()
+            permit = await self.limiter.acquire(service.name)
         metrics.JOB_DURATION.labels(*labels).observe(time.monotonic() - started)
         (metrics.JOBS_SUCCEEDED if result.status == "succeeded" else metrics.JOBS_FAILED).labels(*labels).inc()
         await self.sink(result)
-
-    async def _run_with_retries(self, invocation: Invocation, service: ServiceSpec) -> Result:
-        attempt = 0
-        while True:
-            result = await self._run_once(invocation, service, attempt)
-            if result.status == "succeeded" or attempt >= service.retries:
-                return result
-            attempt += 1
-            metrics.JOBS_RETRIED.labels(service.name, self.kind).inc()
-            delay = service.backoff_s * (2 ** (attempt - 1))
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 
     async def _run_once(self, invocation: Invocation, service: ServiceSpec, attempt: int) -> Result:
         run_dir = self.work_root / service.name / invocation.id / f"attempt-{attempt}"
@@ -88,7 +92,7 @@ class LocalExecutor(Executor):
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", str(script), cwd=run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_worker,
             )
             try:
                 code = await asyncio.wait_for(proc.wait(), timeout=service.timeout_s)
@@ -103,6 +107,17 @@ class LocalExecutor(Executor):
             text = await asyncio.to_thread(log.read_text, errors="replace")
             tail = text.strip().splitlines()[-3:]
             raise ScriptFailed(f"script exited with code {code}: {' | '.join(tail) or 'no output'} (log: {log})")
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_worker() -> None:
+    """In the script's process, before it starts: be killed when the worker dies (even by kill -9), as a
+    pod's processes are. The partition's new owner runs the invocation again; an orphan must not race it."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _fresh_dirs(*dirs: Path) -> None:

@@ -1,11 +1,13 @@
 """KubernetesExecutor: one batch/v1 Job per invocation through kubernetes-asyncio.
 
 * Launch = create the Job (its name comes from the invocation id): 409 AlreadyExists means "already launched".
-* 429, 5xx and timeouts are retried with exponential backoff and jitter; any other refusal (422 invalid spec,
-  403, 404) becomes a failed result with the server's message, without a retry loop.
-* One shared watch over the namespace's oscar-stream Jobs (label selector) turns Complete/Failed Jobs into
-  results, re-listing on 410 Gone. After a restart the list adopts running Jobs (they count against the
-  service's limit) and publishes results not published yet (marked by an annotation on the Job).
+* 429, 5xx and timeouts are retried with exponential backoff and jitter; when they persist the launch raises
+  and the launch agent tries again later (the invocation waits, nothing is lost). Any other refusal (422
+  invalid spec, 403, 404) becomes a failed result with the server's message.
+* Every worker of a deployment watches all of the deployment's Jobs (one watch per worker, label selector,
+  re-listing on 410 Gone), but a worker acts only on the Jobs of the invocations partitions it owns: it counts
+  their running Jobs against its share of the service's limit and publishes their results (and marks the Job
+  by an annotation). When partitions move between workers, the new owner takes their Jobs over.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -26,15 +29,16 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result, StoredObject
+from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
 from oscar_stream.launch import job_spec, job_status
 from oscar_stream.launch.cleanup import UnneededTracker
-from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
-from oscar_stream.launch.results import Result
-from oscar_stream.route.model import Invocation, ServiceSpec
-from oscar_stream.storage.base import StoredObject
+from oscar_stream.observe.health import Component
+from oscar_stream.retry import RETRIABLE_HTTP, Backoff, retrying
+from oscar_stream.route.model import ServiceSpec
 
 log = logging.getLogger(__name__)
-RETRIABLE = {429, 500, 502, 503, 504}
 
 
 class RateLimiter:
@@ -76,7 +80,7 @@ def storage_secret(settings: Settings, namespace: str, deployment: str) -> dict[
 class KubernetesExecutor(Executor):
     kind = "kubernetes"
 
-    def __init__(self, sink: ResultSink, limiter: Limiter, settings: Settings) -> None:
+    def __init__(self, sink: ResultSink, limiter: Limiter, settings: Settings, health: Component | None = None) -> None:
         super().__init__(sink, limiter)
         self.settings = settings
         self.namespace = settings.kubernetes.namespace
@@ -84,16 +88,12 @@ class KubernetesExecutor(Executor):
         self._selector = job_spec.selector(self.deployment)
         self.rate = RateLimiter(settings.kubernetes.max_requests_per_second)
         self.api: client.ApiClient | None = None
+        self.health = health or Component("kubernetes")
+        self._jobs: dict[str, JobView] = {}
         self._permits: dict[str, Permit] = {}
-        self._published: set[str] = set()
         self._ensured: set[str] = set()
-        self._references: dict[str, set[str]] = {}  # Job name -> ConfigMaps/Secrets it uses
         self._watcher: asyncio.Task[None] | None = None
         self.synced = asyncio.Event()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, sink: ResultSink, limiter: Limiter) -> KubernetesExecutor:
-        return cls(sink, limiter, settings)
 
     async def start(self) -> None:
         configuration = client.Configuration()
@@ -119,23 +119,11 @@ class KubernetesExecutor(Executor):
     # --- API calls with retries --------------------------------------------------------------------------
 
     async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        attempt = 0
-        while True:
+        async def once() -> Any:
             await self.rate.wait()
-            try:
-                return await fn(*args, _request_timeout=30, **kwargs)
-            except ApiException as err:
-                if err.status not in RETRIABLE or attempt >= 8:
-                    raise
-                retry_after = err.headers.get("Retry-After") if err.headers else None
-                delay = float(retry_after) if retry_after and retry_after.isdigit() else None
-            except (TimeoutError, OSError) as err:  # aiohttp client errors are OSErrors
-                if attempt >= 8:
-                    raise
-                log.warning("%s: %s; retrying", what, err)
-                delay = None
-            attempt += 1
-            await asyncio.sleep(delay if delay is not None else min(30.0, 0.2 * 2**attempt) * random.uniform(0.5, 1))
+            return await fn(*args, _request_timeout=30, **kwargs)
+
+        return await retrying(once, what=what, retryable=_transient, attempts=9, hint=_retry_after, log=log)
 
     async def _ensure(self, body: dict[str, Any]) -> None:
         """Create a ConfigMap/Secret once per name (409: somebody created it already)."""
@@ -172,6 +160,8 @@ class KubernetesExecutor(Executor):
             if err.status == 409:
                 metrics.JOBS_DUPLICATE.labels(*labels).inc()
                 return
+            if _transient(err):
+                raise
             reason = _api_reason(err)
             log.error("Kubernetes refused Job %s for %s: %s", name, service.name, reason)
             metrics.JOBS_FAILED.labels(*labels).inc()
@@ -205,8 +195,8 @@ class KubernetesExecutor(Executor):
         needed = {self._storage_secret["metadata"]["name"]}
         for service in services():
             needed |= job_spec.current_objects(service, self.deployment)
-        for names in self._references.values():
-            needed |= names
+        for view in self._jobs.values():
+            needed |= view.references
         kinds = {
             "ConfigMap": (core.list_namespaced_config_map, core.delete_namespaced_config_map),
             "Secret": (core.list_namespaced_secret, core.delete_namespaced_secret),
@@ -228,93 +218,113 @@ class KubernetesExecutor(Executor):
 
     async def _watch_forever(self) -> None:
         batch = client.BatchV1Api(self.api)
+        backoff = Backoff(0.5, 10.0)
         while True:
             try:
                 listing = await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
                                            label_selector=self._selector)
+                present = set()
                 for job in listing.items:
-                    await self._observe(self.api.sanitize_for_serialization(job), initial=True)  # type: ignore[union-attr]
+                    document = self.api.sanitize_for_serialization(job)  # type: ignore[union-attr]
+                    present.add(document["metadata"]["name"])
+                    await self._observe(document)
+                for gone in set(self._jobs) - present:
+                    self._forget(gone)
                 self.synced.set()
+                self.health.running()
+                backoff.reset()
                 version = listing.metadata.resource_version
                 stream = watch.Watch(return_type="object")  # events as dictionaries: see job_status.py
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
                                                       label_selector=self._selector, resource_version=version,
-                                                      allow_watch_bookmarks=True, timeout_seconds=300):
+                                                      allow_watch_bookmarks=True, timeout_seconds=60):
+                        self.health.beat()
                         if change["type"] == "DELETED":
-                            self._forget(change["object"])
+                            self._forget(change["object"]["metadata"]["name"])
                         elif change["type"] in ("ADDED", "MODIFIED"):
-                            await self._observe(change["object"], initial=False)
+                            await self._observe(change["object"])
+                self.health.beat()
+                continue
             except ApiException as err:
                 if err.status == 410:
                     log.info("Job watch expired (410 Gone); listing again")
                     continue
-                log.warning("Job watch failed (%s); retrying", _api_reason(err))
-                await asyncio.sleep(1)
+                problem = f"Job watch failed: {_api_reason(err)}"
             except (TimeoutError, OSError) as err:
-                log.warning("Job watch interrupted (%s); retrying", err)
-                await asyncio.sleep(1)
-            except Exception:
-                # e.g. Kafka unavailable while publishing a result: the Job is not annotated as published,
-                # so the next listing handles it again.
-                log.exception("handling a Job change failed; listing again in 2s")
-                await asyncio.sleep(2)
+                problem = f"Job watch interrupted: {type(err).__name__}: {err}"
+            except Exception as err:
+                # e.g. publishing a result failed for good: the Job is not marked published, so the next
+                # listing handles it again.
+                log.exception("handling a Job change failed; listing again")
+                problem = f"handling a Job change failed: {type(err).__name__}: {err}"
+            self.health.recovering(problem)
+            log.warning("%s; listing again", problem)
+            await backoff.wait()
 
-    def _forget(self, job: dict[str, Any]) -> None:
-        name = job["metadata"]["name"]
-        self._published.discard(name)
-        self._references.pop(name, None)
-        permit = self._permits.pop(name, None)
-        if permit:
-            permit.release()
+    def _forget(self, name: str) -> None:
+        self._jobs.pop(name, None)
+        self._drop_permit(name)
 
-    async def _observe(self, job: dict[str, Any], initial: bool) -> None:
-        metadata = job["metadata"]
-        name = metadata["name"]
-        labels = metadata.get("labels") or {}
-        annotations = metadata.get("annotations") or {}
-        service = labels.get(job_spec.LABEL_SERVICE, "unknown")
-        if name not in self._references:  # a Job's pod template never changes
-            self._references[name] = job_status.referenced_objects(job)
-        ended = job_status.finished(job)
-        if ended is None:
-            if initial and name not in self._permits:
-                self._permits[name] = self.limiter.adopt(service)
-                metrics.JOBS_ACTIVE.labels(service, self.kind).inc()
-            return
-        if name in self._published or annotations.get(job_spec.ANNOTATION_PUBLISHED) == "true":
-            self._published.add(name)
-            return
-        status = job.get("status") or {}
-        started = job_status.parse_time(status.get("startTime"))
-        completed = job_status.parse_time(status.get("completionTime")) or ended.at
-        result = Result(
-            invocation_id=labels.get(job_spec.LABEL_INVOCATION, ""),
-            service=service,
-            event_id=labels.get(job_spec.LABEL_EVENT, ""),
-            status=ended.status,
-            executor=self.kind,
-            reason=ended.reason,
-            job=name,
-            logs=f"kubectl logs -n {self.namespace} job/{name} -c script",
-            started_at=job_status.time_text(started),
-            finished_at=job_status.time_text(completed),
-            event_time=annotations.get(job_spec.ANNOTATION_EVENT_TIME),
-            outputs=await self._outputs(name) if ended.status == "succeeded" else [],
-        )
-        await self.sink(result)
-        self._published.add(name)
+    def _drop_permit(self, name: str) -> None:
         permit = self._permits.pop(name, None)
         if permit is not None:
             permit.release()
-            metrics.JOBS_ACTIVE.labels(service, self.kind).dec()
-        (metrics.JOBS_SUCCEEDED if ended.status == "succeeded" else metrics.JOBS_FAILED).labels(
-            service, self.kind).inc()
-        if started is not None and completed is not None:
-            metrics.JOB_DURATION.labels(service, self.kind).observe(max(0.0, (completed - started).total_seconds()))
-        with contextlib.suppress(ApiException):
-            await self._call(f"annotate Job {name}", client.BatchV1Api(self.api).patch_namespaced_job, name,
-                             self.namespace, {"metadata": {"annotations": {job_spec.ANNOTATION_PUBLISHED: "true"}}})
+            metrics.JOBS_ACTIVE.labels(permit.service, self.kind).dec()
+
+    async def _observe(self, job: dict[str, Any]) -> None:
+        view = JobView.of(job, self._jobs.get(job["metadata"]["name"]))
+        self._jobs[view.name] = view
+        await self._settle(view)
+
+    async def _settle(self, view: JobView) -> None:
+        """Act on a Job as its owner does: count it while it runs, publish its result once it has ended."""
+        if not self.owns(view.invocation_id):
+            return
+        if view.ended is None:
+            if view.name not in self._permits:
+                self._permits[view.name] = self.limiter.adopt(view.service)
+                metrics.JOBS_ACTIVE.labels(view.service, self.kind).inc()
+            return
+        if view.published:
+            self._drop_permit(view.name)
+            return
+        await self.sink(await self._result(view))
+        view.published = True
+        self._drop_permit(view.name)
+        (metrics.JOBS_SUCCEEDED if view.ended.status == "succeeded" else metrics.JOBS_FAILED).labels(
+            view.service, self.kind).inc()
+        if view.started is not None and view.completed is not None:
+            metrics.JOB_DURATION.labels(view.service, self.kind).observe(
+                max(0.0, (view.completed - view.started).total_seconds()))
+        with contextlib.suppress(ApiException, TimeoutError, OSError):
+            await self._call(f"annotate Job {view.name}", client.BatchV1Api(self.api).patch_namespaced_job,
+                             view.name, self.namespace,
+                             {"metadata": {"annotations": {job_spec.ANNOTATION_PUBLISHED: "true"}}})
+
+    async def ownership_changed(self) -> None:
+        for view in list(self._jobs.values()):
+            if self.owns(view.invocation_id):
+                await self._settle(view)
+            else:
+                self._drop_permit(view.name)
+
+    async def _result(self, view: JobView) -> Result:
+        assert view.ended is not None
+        return Result(
+            invocation_id=view.invocation_id,
+            service=view.service,
+            event_id=view.event_id,
+            status=view.ended.status,
+            executor=self.kind,
+            reason=view.ended.reason,
+            job=view.name,
+            logs=f"kubectl logs -n {self.namespace} job/{view.name} -c script",
+            started_at=job_status.time_text(view.started),
+            finished_at=job_status.time_text(view.completed),
+            event_time=view.event_time,
+            outputs=await self._outputs(view.name) if view.ended.status == "succeeded" else [],
+        )
 
     async def _outputs(self, name: str) -> list[StoredObject]:
         """What the upload container reported in its termination message."""
@@ -329,6 +339,59 @@ class KubernetesExecutor(Executor):
                     except (orjson.JSONDecodeError, TypeError):
                         log.warning("Job %s: unreadable output report %r", name, terminated.message[:200])
         return []
+
+
+@dataclass
+class JobView:
+    """What the executor keeps of one Job of its deployment (not the whole object: there may be tens of
+    thousands)."""
+
+    name: str
+    service: str
+    invocation_id: str
+    event_id: str
+    event_time: str | None
+    references: set[str]
+    ended: job_status.Finished | None
+    started: datetime | None
+    completed: datetime | None
+    published: bool
+
+    @classmethod
+    def of(cls, job: dict[str, Any], known: JobView | None) -> JobView:
+        metadata = job["metadata"]
+        labels = metadata.get("labels") or {}
+        annotations = metadata.get("annotations") or {}
+        status = job.get("status") or {}
+        ended = job_status.finished(job)
+        return cls(
+            name=metadata["name"],
+            service=labels.get(job_spec.LABEL_SERVICE, "unknown"),
+            invocation_id=labels.get(job_spec.LABEL_INVOCATION, ""),
+            event_id=labels.get(job_spec.LABEL_EVENT, ""),
+            event_time=annotations.get(job_spec.ANNOTATION_EVENT_TIME),
+            # a Job's pod template never changes
+            references=known.references if known else job_status.referenced_objects(job),
+            ended=ended,
+            started=job_status.parse_time(status.get("startTime")),
+            completed=job_status.parse_time(status.get("completionTime")) or (ended.at if ended else None),
+            published=(known is not None and known.published)
+            or annotations.get(job_spec.ANNOTATION_PUBLISHED) == "true",
+        )
+
+
+def _transient(err: BaseException) -> bool:
+    if isinstance(err, ApiException):
+        return err.status in RETRIABLE_HTTP
+    return isinstance(err, TimeoutError | OSError)  # aiohttp's client errors are OSErrors
+
+
+def _retry_after(err: BaseException) -> float | None:
+    if isinstance(err, ApiException) and err.headers:
+        value = err.headers.get("Retry-After")
+        if value and value.isdigit():
+            return float(value)
+    return None
 
 
 def _api_reason(err: ApiException) -> str:

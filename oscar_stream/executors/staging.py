@@ -7,15 +7,11 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from oscar_stream.normalize.canonical import StorageEvent
+from oscar_stream.core.events import StorageEvent
+from oscar_stream.core.results import StoredObject
+from oscar_stream.launch.contract import input_file_name
 from oscar_stream.route.model import OutputSpec
-from oscar_stream.storage.base import StoredObject
 from oscar_stream.storage.registry import Stores
-
-
-def input_file_name(event: StorageEvent) -> str:
-    name = event.key.rsplit("/", 1)[-1]
-    return name or "input"
 
 
 async def download_input(event: StorageEvent, stores: Stores, input_dir: Path) -> Path:

@@ -4,6 +4,7 @@ every worker (no consumer group), so ``oscar-stream apply`` changes routing ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -12,6 +13,8 @@ import orjson
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings
 from oscar_stream.kafka.clients import all_partitions, consumer
+from oscar_stream.observe.health import Component
+from oscar_stream.retry import Backoff
 from oscar_stream.route.clusters import localize
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import ServiceSpec
@@ -49,23 +52,41 @@ class ServicesTable:
                 self.index.put(localize(service, self._local_cluster or ""))
         metrics.SERVICES_LOADED.set(len(self.index))
 
-    async def run(self) -> None:
+    async def run(self, health: Component | None = None) -> None:
+        """Follow the topic forever; after a failure (Kafka away), read it again from the start."""
+        health = health or Component("services")
+        backoff = Backoff(0.5, 10.0)
+        while True:
+            try:
+                await self._follow(health)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                health.recovering(f"{type(err).__name__}: {err}")
+                log.warning("reading %s failed (%s: %s); reading it again", self._topic, type(err).__name__, err)
+                await backoff.wait()
+
+    async def _follow(self, health: Component) -> None:
+        timeout = self._kafka.delivery_timeout_s
         reader = consumer(self._kafka, group_id=None, enable_auto_commit=False)
-        await reader.start()
         try:
-            partitions = await all_partitions(self._kafka, self._topic)
+            await asyncio.wait_for(reader.start(), timeout)
+            partitions = await asyncio.wait_for(all_partitions(self._kafka, self._topic), timeout)
             reader.assign(partitions)
             await reader.seek_to_beginning(*partitions)
-            end = await reader.end_offsets(partitions)
+            end = await asyncio.wait_for(reader.end_offsets(partitions), timeout)
             while True:
+                health.beat()
                 batch = await reader.getmany(timeout_ms=500)
                 for messages in batch.values():
                     for message in messages:
                         self.apply(message.key, message.value)
-                if not self.ready.is_set():
+                if health.state != "running":
                     positions = {tp: await reader.position(tp) for tp in partitions}
                     if all(positions[tp] >= end[tp] for tp in partitions):
                         log.info("routing table loaded: %d services", len(self.index))
                         self.ready.set()
+                        health.running()
         finally:
-            await reader.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.stop(), timeout)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Literal
 
-from oscar_stream.launch.results import Result
-from oscar_stream.route.model import Invocation, ServiceSpec
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import ExecutorKind, Result
+from oscar_stream.route.model import ServiceSpec
 
 ResultSink = Callable[[Result], Awaitable[None]]
-"""Publishes a result and its output events; returns once Kafka acknowledged them."""
+"""Publishes a result and its output events; returns once Kafka acknowledged them (retrying meanwhile)."""
 
 
 class Permit:
@@ -27,26 +27,35 @@ class Permit:
 
 
 class Limiter:
-    """At most ``limit`` active jobs per service; ``acquire`` waits (and so stops consuming) when full."""
+    """At most ``limit_of(service)`` active jobs per service in this worker; ``acquire`` waits when full.
 
-    def __init__(self) -> None:
+    The limit of a service may change while jobs run (a worker's share changes with the partitions it owns);
+    ``changed`` wakes the waiters to look again."""
+
+    def __init__(self, limit_of: Callable[[str], int] = lambda service: 1) -> None:
+        self.limit_of = limit_of
         self._active: dict[str, int] = {}
         self._changed = asyncio.Condition()
 
-    async def acquire(self, service: str, limit: int) -> Permit:
+    def active(self, service: str) -> int:
+        return self._active.get(service, 0)
+
+    async def acquire(self, service: str) -> Permit:
         async with self._changed:
-            await self._changed.wait_for(lambda: self._active.get(service, 0) < limit)
+            await self._changed.wait_for(lambda: self._active.get(service, 0) < self.limit_of(service))
             self._active[service] = self._active.get(service, 0) + 1
         return Permit(self, service)
 
     def adopt(self, service: str) -> Permit:
-        """Count a job that is already running (found after a restart), even above the limit."""
+        """Count a job that is already running (found after a restart or a takeover), even above the limit."""
         self._active[service] = self._active.get(service, 0) + 1
         return Permit(self, service)
 
     def _release(self, service: str) -> None:
         self._active[service] = max(0, self._active.get(service, 0) - 1)
+        self.changed()
 
+    def changed(self) -> None:
         async def notify() -> None:
             async with self._changed:
                 self._changed.notify_all()
@@ -55,11 +64,13 @@ class Limiter:
 
 
 class Executor(ABC):
-    kind: Literal["local", "kubernetes", "remote"]
+    kind: ExecutorKind
 
     def __init__(self, sink: ResultSink, limiter: Limiter) -> None:
         self.sink = sink
         self.limiter = limiter
+        self.owns: Callable[[str], bool] = lambda invocation_id: True
+        """Whether this worker owns the invocation's partition (and so publishes its result)."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect, and adopt jobs that were already running."""
@@ -70,6 +81,10 @@ class Executor(ABC):
     async def maintain(self, services: Callable[[], Iterable[ServiceSpec]]) -> None:  # noqa: B027 - optional hook
         """Run for the life of the worker, tidying up after jobs; ``services`` gives the current table."""
 
+    async def ownership_changed(self) -> None:  # noqa: B027 - optional hook
+        """The partitions this worker owns changed: take over (or let go of) the jobs of the moved ones."""
+
     @abstractmethod
     async def launch(self, invocation: Invocation, service: ServiceSpec, permit: Permit) -> None:
-        """Return once the invocation is durably handed off; release ``permit`` when its job has ended."""
+        """Return once the invocation is durably handed off; release ``permit`` when its job has ended.
+        Raises on a failure worth retrying (the caller retries with backoff); a job that failed is a result."""

@@ -3,20 +3,18 @@ gateway (``POST /v1/events``), which routes it there. Retries with backoff on 42
 
 from __future__ import annotations
 
-import asyncio
-import random
-
 import aiohttp
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
-from oscar_stream.launch.executor import Executor, Limiter, Permit, ResultSink
-from oscar_stream.launch.results import Result
-from oscar_stream.normalize.canonical import now_rfc3339
+from oscar_stream.core.errors import OscarStreamError
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result
+from oscar_stream.core.times import now_rfc3339
+from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
+from oscar_stream.retry import RETRIABLE_HTTP, retrying
 from oscar_stream.route.clusters import event_for_cluster
-from oscar_stream.route.model import Invocation, ServiceSpec
-
-RETRIABLE = {429, 500, 502, 503, 504}
+from oscar_stream.route.model import ServiceSpec
 
 
 class RemoteForwarder(Executor):
@@ -55,20 +53,30 @@ class RemoteForwarder(Executor):
                                  "which is not configured under 'clusters' (gateway_url and token)")
         event = event_for_cluster(invocation.event, local, remote.id)
         url = f"{remote.gateway_url.rstrip('/')}/v1/events"
-        problem = ""
-        for attempt in range(self.attempts):
+
+        async def post() -> None:
             try:
                 status, text = await self._post(url, remote.token.get_secret_value(), event.to_json(),
                                                 remote.verify_tls)
             except (aiohttp.ClientError, TimeoutError) as err:
-                status, text = 0, str(err)
-            if 200 <= status < 300:
-                return Result(invocation.id, service.name, invocation.event.id, "succeeded", self.kind,
-                              job=f"cluster:{remote.id}", logs=url, finished_at=now_rfc3339(),
-                              event_time=invocation.event.time)
-            problem = f"{status or 'no answer'} {text}".strip()
-            if status and status not in RETRIABLE:
-                break
-            await asyncio.sleep(min(30.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0))
-        return Result.failed(invocation, self.kind, f"forwarding to cluster {remote.id} failed: {problem}",
-                             job=f"cluster:{remote.id}")
+                raise Refused(0, str(err)) from err
+            if not 200 <= status < 300:
+                raise Refused(status, text)
+
+        try:
+            await retrying(post, what=f"forwarding to cluster {remote.id}", attempts=self.attempts,
+                           retryable=lambda err: isinstance(err, Refused) and err.retryable)
+        except Refused as err:
+            return Result.failed(invocation, self.kind, f"forwarding to cluster {remote.id} failed: {err}",
+                                 job=f"cluster:{remote.id}")
+        return Result(invocation.id, service.name, invocation.event.id, "succeeded", self.kind,
+                      job=f"cluster:{remote.id}", logs=url, finished_at=now_rfc3339(),
+                      event_time=invocation.event.time)
+
+
+class Refused(OscarStreamError):
+    """The remote gateway did not take the event (status 0: it could not be reached)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"{status or 'no answer'} {text}".strip())
+        self.retryable = status == 0 or status in RETRIABLE_HTTP

@@ -1,4 +1,5 @@
-"""The outcome of one invocation, and the events its outputs become (which chain to the next stage)."""
+"""The outcome of one invocation, the objects its job stored, and the events those objects become (which chain
+to the next stage)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,23 @@ from typing import Any, Literal
 
 import orjson
 
-from oscar_stream.normalize.canonical import CREATED, StorageEvent, created_object_id, now_rfc3339
-from oscar_stream.route.model import Invocation
-from oscar_stream.storage.base import StoredObject
+from oscar_stream.core.errors import InvalidEvent
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.times import now_rfc3339
+
+ExecutorKind = Literal["local", "kubernetes", "remote"]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    storage: str
+    bucket: str | None
+    key: str
+    size: int
+    etag: str | None
+    version_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -18,7 +33,7 @@ class Result:
     service: str
     event_id: str
     status: Literal["succeeded", "failed"]
-    executor: Literal["local", "kubernetes", "remote"]
+    executor: ExecutorKind
     reason: str | None = None
     job: str | None = None
     logs: str | None = None
@@ -32,13 +47,15 @@ class Result:
 
     @classmethod
     def from_json(cls, payload: bytes) -> Result:
-        doc: dict[str, Any] = orjson.loads(payload)
-        doc["outputs"] = [StoredObject(**o) for o in doc.get("outputs", [])]
-        return cls(**doc)
+        try:
+            doc: dict[str, Any] = orjson.loads(payload)
+            doc["outputs"] = [StoredObject(**o) for o in doc.get("outputs", [])]
+            return cls(**doc)
+        except (orjson.JSONDecodeError, TypeError, AttributeError) as err:
+            raise InvalidEvent(f"not a result record: {err}") from err
 
     @classmethod
-    def failed(cls, invocation: Invocation, executor: Literal["local", "kubernetes", "remote"], reason: str,
-               **extra: Any) -> Result:
+    def failed(cls, invocation: Invocation, executor: ExecutorKind, reason: str, **extra: Any) -> Result:
         return cls(invocation.id, invocation.service, invocation.event.id, "failed", executor, reason=reason,
                    finished_at=now_rfc3339(), event_time=invocation.event.time, **extra)
 

@@ -11,8 +11,8 @@ import orjson
 from oscar_stream.config import Settings
 from oscar_stream.kafka.clients import reliable_producer
 from oscar_stream.route.model import ServiceSpec
-from oscar_stream.route.services_table import ServicesTable
 from oscar_stream.topics import TopicNames
+from oscar_stream.worker.services_table import ServicesTable
 
 
 async def current_services(settings: Settings, timeout_s: float = 30.0) -> dict[str, ServiceSpec]:

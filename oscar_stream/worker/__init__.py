@@ -1,0 +1,1 @@
+"""The runtime that wires the stages to Kafka: the worker app, its agents, the services table, health."""
