@@ -54,15 +54,18 @@ async def retrying(
     backoff: Backoff | None = None,
     hint: Callable[[BaseException], float | None] = lambda err: None,
     log: logging.Logger | None = None,
+    on_failure: Callable[[BaseException], None] = lambda err: None,
 ) -> T:
     """``await operation()`` until it succeeds, retrying errors for which ``retryable`` is true, at most
-    ``attempts`` times in all (None: without end). The last error is raised as it is."""
+    ``attempts`` times in all (None: without end). The last error is raised as it is. ``on_failure`` hears of
+    every failure (e.g. to report the dependency as unavailable while retrying)."""
     delays = backoff or Backoff()
     tried = 0
     while True:
         try:
             return await operation()
         except Exception as err:
+            on_failure(err)
             tried += 1
             if not retryable(err) or (attempts is not None and tried >= attempts):
                 raise

@@ -11,7 +11,9 @@ from aiohttp import web
 from oscar_stream.cli.context import UserFacingError, friendly_errors, settings_from
 from oscar_stream.ingest.dcache_watcher import DcacheWatcher
 from oscar_stream.ingest.gateway import run_gateway
+from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.kafka.resilient_producer import ResilientProducer
+from oscar_stream.observe.health import Component
 from oscar_stream.observe.http import observability_routes, serve
 from oscar_stream.topics import TopicNames
 
@@ -51,12 +53,13 @@ def dcache_watch(ctx: click.Context, only: str | None, loglevel: str) -> None:
 
     async def main() -> None:
         producer = ResilientProducer(settings.kafka, f"{settings.kafka.client_id}-dcache")
+        probe = KafkaProbe(settings.kafka, Component("kafka"))
         watchers = [DcacheWatcher(s, settings.kafka, names.raw(s.id), producer) for s in sources]
         app = web.Application()
-        observability_routes(app, lambda: not producer.failed and all(w.connected.is_set() for w in watchers))
+        observability_routes(app, lambda: probe.reachable and all(w.connected.is_set() for w in watchers))
         runner = await serve(app, settings.metrics.host, settings.metrics.port)
         try:
-            await asyncio.gather(*(w.run() for w in watchers))
+            await asyncio.gather(probe.run(), *(w.run() for w in watchers))
         finally:
             await runner.cleanup()
             await producer.stop()

@@ -121,9 +121,17 @@ class KubernetesExecutor(Executor):
     async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         async def once() -> Any:
             await self.rate.wait()
-            return await fn(*args, _request_timeout=30, **kwargs)
+            answer = await fn(*args, _request_timeout=30, **kwargs)
+            if self.health.state == "recovering":
+                self.health.running()
+            return answer
 
-        return await retrying(once, what=what, retryable=_transient, attempts=9, hint=_retry_after, log=log)
+        def failed(err: BaseException) -> None:
+            if _transient(err):
+                self.health.recovering(f"Kubernetes API: {what}: {type(err).__name__}: {err}")
+
+        return await retrying(once, what=what, retryable=_transient, attempts=9, hint=_retry_after, log=log,
+                              on_failure=failed)
 
     async def _ensure(self, body: dict[str, Any]) -> None:
         """Create a ConfigMap/Secret once per name (409: somebody created it already)."""
@@ -238,7 +246,7 @@ class KubernetesExecutor(Executor):
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
                                                       label_selector=self._selector, resource_version=version,
-                                                      allow_watch_bookmarks=True, timeout_seconds=60):
+                                                      allow_watch_bookmarks=True, timeout_seconds=30):
                         self.health.beat()
                         if change["type"] == "DELETED":
                             self._forget(change["object"]["metadata"]["name"])

@@ -30,7 +30,9 @@ from oscar_stream.core.events import StorageEvent
 from oscar_stream.core.records import CLOUDEVENTS_HEADERS, H_RECEIVED_AT, H_SOURCE, H_TRANSPORT, OutRecord
 from oscar_stream.core.times import now_rfc3339
 from oscar_stream.kafka.coalescing_writer import CoalescingWriter
+from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.kafka.resilient_producer import ResilientProducer
+from oscar_stream.observe.health import Component
 from oscar_stream.observe.http import Handler, observability_handlers
 from oscar_stream.retry import Backoff
 from oscar_stream.topics import TopicNames
@@ -44,13 +46,14 @@ class KafkaLink:
     """The gateway's producer (rebuilt after a failed delivery) and the writer that batches concurrent
     requests' records. The gateway starts even if Kafka is down, and keeps trying to reach it."""
 
-    def __init__(self, producer: ResilientProducer) -> None:
+    def __init__(self, producer: ResilientProducer, probe: KafkaProbe) -> None:
         self.producer = producer
+        self.probe = probe
         self.writer = CoalescingWriter(producer)
 
     @property
     def ready(self) -> bool:
-        return self.producer.ready
+        return self.probe.reachable and self.producer.ready
 
     async def keep_connected(self) -> None:
         """Start a producer whenever there is none (at start, and after one failed a delivery), so that
@@ -68,6 +71,11 @@ class KafkaLink:
                 log.warning("Kafka not reachable (%s: %s); the gateway answers 503 meanwhile",
                             type(err).__name__, err)
                 await backoff.wait()
+
+    async def overdue(self) -> None:
+        """A write not acknowledged in time: the producer may hold it (and everything behind it) for as long
+        as the broker is away; drop it, so that nothing answered 503 is written later by it."""
+        await self.producer.discard()
 
 
 MAX_PARTITION_KEY_BYTES = 2048  # bucket + '/' + an S3 key of at most 1024 bytes, with room for URL escapes
@@ -117,13 +125,13 @@ class Gateway:
     """The request handler. It is served by aiohttp's low-level server with a dispatch of its own: the
     application router and its request machinery cost ~20 µs per request, a fifth of the webhook path."""
 
-    def __init__(self, settings: Settings, producer: ResilientProducer) -> None:
+    def __init__(self, settings: Settings, link: KafkaLink) -> None:
         self._settings = settings
         self._names = TopicNames(settings.kafka.topic_prefix)
         self._sources = {s.id: s for s in settings.sources if s.kind == "s3"}
         self._limit = settings.gateway.max_body_bytes
         self._timeout = settings.gateway.kafka_timeout_s
-        self.link = KafkaLink(producer)
+        self.link = link
         self._routes: dict[str, tuple[str, Handler]] = {
             "/v1/events": ("POST", self._peer_event),
             **{path: ("GET", handler) for path, handler in observability_handlers(self.ready).items()},
@@ -193,9 +201,13 @@ class Gateway:
             partition, offset = await asyncio.wait_for(self.link.writer.write(record), self._timeout)
         except RecordTooLarge as err:
             return _reply(413, f"the notification does not fit in a Kafka record ({err})")
-        except (KafkaError, TimeoutError, ConnectionError) as err:
-            # The record may still be written after this answer; the store's retry then makes a copy, which
-            # has the same event id and so leads to the same (one) invocation downstream.
+        except TimeoutError:
+            # Only a record already sent may still be written after this answer; the store's retry then makes
+            # a copy, which has the same event id and so leads to the same (one) invocation downstream.
+            log.warning("Kafka did not acknowledge a notification from %s in %.0fs", source_id, self._timeout)
+            await self.link.overdue()
+            return _unavailable()
+        except (KafkaError, ConnectionError) as err:
             log.warning("Kafka did not acknowledge a notification from %s: %r", source_id, err)
             return _unavailable()
         metrics.count(metrics.EVENTS_RECEIVED, source_id, "webhook")
@@ -219,7 +231,10 @@ class Gateway:
             await asyncio.wait_for(self.link.writer.write(record), self._timeout)
         except RecordTooLarge as err:
             return _reply(413, f"the event does not fit in a Kafka record ({err})")
-        except (KafkaError, TimeoutError, ConnectionError):
+        except TimeoutError:
+            await self.link.overdue()
+            return _unavailable()
+        except (KafkaError, ConnectionError):
             return _unavailable()
         metrics.count(metrics.EVENTS_RECEIVED, event.storage, "cluster")
         return _reply(200, "accepted", id=event.id)
@@ -227,9 +242,10 @@ class Gateway:
 
 async def serve_gateway(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then finish the requests in flight (their records included)."""
-    gateway = Gateway(settings, ResilientProducer(settings.kafka, f"{settings.kafka.client_id}-gateway"))
-    link = gateway.link
-    connecting = asyncio.ensure_future(link.keep_connected())
+    link = KafkaLink(ResilientProducer(settings.kafka, f"{settings.kafka.client_id}-gateway"),
+                     KafkaProbe(settings.kafka, Component("kafka")))
+    gateway = Gateway(settings, link)
+    connecting = asyncio.gather(link.keep_connected(), link.probe.run())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

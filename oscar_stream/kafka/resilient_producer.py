@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from oscar_stream.config import KafkaSettings
 from oscar_stream.core.records import OutRecord
@@ -80,7 +81,7 @@ class ResilientProducer:
             self.failed = True
         log.warning("Kafka producer %s failed a delivery; it is replaced by a new one", self._client_id)
         if producer is not None:
-            await _close(producer, self.timeout_s)
+            await _abort(producer, self.timeout_s)
 
     async def stop(self) -> None:
         async with self._lock:
@@ -92,3 +93,15 @@ class ResilientProducer:
 async def _close(producer: AIOKafkaProducer, timeout_s: float) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.stop(), timeout_s)
+
+
+async def _abort(producer: AIOKafkaProducer, timeout_s: float) -> None:
+    """Close without flushing: what it still holds fails at once instead of being written whenever the broker
+    comes back — after its callers were told it failed, which would only make copies. (``stop()`` flushes;
+    aiokafka has no public way to drop pending batches, hence the private attributes of the pinned version.)"""
+    with contextlib.suppress(Exception):
+        producer._message_accumulator.fail_all(KafkaConnectionError("the producer was discarded after a failure"))
+        producer._closed = True
+        if producer._sender is not None:
+            await asyncio.wait_for(producer._sender.close(), timeout_s)
+        await asyncio.wait_for(producer.client.close(), timeout_s)

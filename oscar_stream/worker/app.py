@@ -19,6 +19,7 @@ import faust
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
+from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.observe.health import Health
 from oscar_stream.observe.lag import group_lag
 from oscar_stream.topics import TopicNames, agent_group
@@ -87,7 +88,7 @@ def build_worker(settings: Settings, roles: Iterable[str] = ROLES,
     ctx = WorkerContext(settings=settings, app=app, names=names,
                         services=ServicesTable(settings.kafka, names.services, settings.cluster_id),
                         health=Health(settings.worker.stall_timeout_s))
-    agents: list[Callable[[], Awaitable[None]]] = []
+    agents: list[Callable[[], Awaitable[None]]] = [KafkaProbe(settings.kafka, ctx.health.component("kafka")).run]
     if "normalize" in chosen:
         agents.append(normalize_agent(ctx).run)
     if chosen & {"route", "launch"}:

@@ -1,7 +1,8 @@
 """The launch agent: invocations -> jobs, one result per invocation id, every service isolated from the others.
 
 * **Isolation.** Invocations wait in one queue per service, each drained as slots of that service free up: a
-  service at its limit, or failing and retrying, never holds up another. A worker reads ahead until
+  service at its limit, or failing and retrying, never holds up another. A queue takes its partitions in turn
+  (service_queue.py). A worker reads ahead until
   ``worker.max_queued_invocations`` wait in its queues, then pauses its partitions until half have started.
 * **Scale-out.** Invocations are keyed by their id, so one service's work spreads over every partition and so
   over every worker; each worker runs its share of the service's limit (launch/quota.py).
@@ -24,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,7 @@ from oscar_stream.worker.context import WorkerContext
 from oscar_stream.worker.ledger import ResultLedger
 from oscar_stream.worker.offsets import OffsetTracker
 from oscar_stream.worker.result_publisher import ResultPublisher
+from oscar_stream.worker.service_queue import ServiceQueue
 
 log = logging.getLogger(__name__)
 ExecutorFactory = Callable[[WorkerContext, ResultSink, Limiter], Executor]
@@ -108,7 +109,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self._taking_over: asyncio.Task[None] | None = None
         self.trackers: dict[int, OffsetTracker] = {}
         self.items: dict[str, Item] = {}
-        self.queues: dict[str, deque[Item]] = {}
+        self.queues: dict[str, ServiceQueue[Item]] = {}
         self.drainers: dict[str, asyncio.Task[None]] = {}
         self.queued = 0
         self._paused = False
@@ -251,10 +252,8 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
                 if item.task is not None:
                     item.task.cancel()
         for name, queue in self.queues.items():
-            kept = deque(item for item in queue if item.partition not in lost)
-            self.queued -= len(queue) - len(kept)
-            self.queues[name] = kept
-            metrics.INVOCATIONS_QUEUED.labels(name).set(len(kept))
+            self.queued -= queue.drop(lost)
+            metrics.INVOCATIONS_QUEUED.labels(name).set(len(queue))
 
     def _flow_control(self, reader: AIOKafkaConsumer) -> None:
         limit = self.ctx.settings.worker.max_queued_invocations
@@ -316,7 +315,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             self._start(item, self.publish(Result.failed(invocation, self.executor.kind, reason)))
             return
         item.service = service
-        self.queues.setdefault(service.name, deque()).append(item)
+        self.queues.setdefault(service.name, ServiceQueue()).append(item.partition, item)
         self.queued += 1
         metrics.INVOCATIONS_QUEUED.labels(service.name).set(len(self.queues[service.name]))
         if service.name not in self.drainers:

@@ -25,7 +25,7 @@ from oscar_stream.stack.stack import Stack
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.publish import apply_services
 from tests.support.faults import Worker, duplicates, until, wait_results
-from tests.support.kafka_io import produce_keyed
+from tests.support.kafka_io import produce_records
 from tests.support.kube import NAMESPACE, api, kubeconfig
 from tests.support.stack import isolated_config, write_config
 from tests.support.tcp_proxy import TcpProxy
@@ -63,7 +63,7 @@ async def _prepare(kube_stack: Stack, tmp_path: Path, service: ServiceSpec, coun
 
 async def _submit(settings: Settings, invocations: list[Invocation]) -> None:
     topic = TopicNames(settings.kafka.topic_prefix).invocations
-    await produce_keyed(settings, topic, [(i.id.encode(), i.to_json()) for i in invocations])
+    await produce_records(settings, topic, [(i.id.encode(), i.to_json(), []) for i in invocations])
 
 
 async def _jobs_per_invocation(kube_stack: Stack, service: str) -> Counter[str]:

@@ -17,7 +17,6 @@ import pytest
 from oscar_stream.config import Settings
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.stack.components.base import StackContext
-from oscar_stream.stack.components.kafka import Kafka
 from oscar_stream.stack.components.versitygw import S3Notify, start_versitygw
 from oscar_stream.stack.process import ProcessRecord, free_port, terminate
 from oscar_stream.stack.progress import Progress
@@ -26,6 +25,7 @@ from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from tests.support.kafka_io import read_records
 from tests.support.paths import EVENTS
+from tests.support.private_kafka import PrivateKafka
 from tests.support.processes import CliProcess
 from tests.support.stack import write_config
 
@@ -211,15 +211,10 @@ async def test_malformed_notifications_are_dead_lettered_and_the_stream_goes_on(
 async def test_gateway_answers_503_while_kafka_is_down_and_loses_nothing(
         stack: Stack, config: dict[str, Any], config_file: Path, tmp_path: Path) -> None:
     """A private broker, so stopping it does not disturb the shared stack."""
-    private = stack.settings.stack.model_copy(update={
-        "state_dir": tmp_path / "private-stack", "kafka_port": free_port(), "kafka_controller_port": free_port(),
-        "kafka_heap": "384m"})
-    ctx = StackContext(private, "private", Progress(quiet=True))
-    broker = Kafka()
-    broker.install(ctx)
-    records = await asyncio.to_thread(broker.start, ctx)
+    broker = PrivateKafka(stack, tmp_path)
+    await broker.start()
     port = free_port()
-    config["kafka"]["bootstrap_servers"] = f"127.0.0.1:{private.kafka_port}"
+    config["kafka"]["bootstrap_servers"] = broker.bootstrap
     config["gateway"] = {"port": port, "kafka_timeout_s": 2}
     settings = write_config(config, config_file)
     await apply_topics(settings)
@@ -236,12 +231,11 @@ async def test_gateway_answers_503_while_kafka_is_down_and_loses_nothing(
             status, _ = await _post(url, payload, auth)
             assert status == 200
             accepted.append(payload)
-        for record in records:
-            terminate(record)
+        broker.stop()
         statuses = [(await _post(url, body.replace(b"2026-10-02.mseed", f"down{i}.mseed".encode()), auth))[0]
                     for i in range(2)]
         assert statuses == [503, 503]
-        records = await asyncio.to_thread(broker.start, ctx)
+        await broker.start()
         recovered = []
         for i in range(30):
             payload = body.replace(b"2026-10-02.mseed", f"b{i}.mseed".encode())
@@ -259,5 +253,4 @@ async def test_gateway_answers_503_while_kafka_is_down_and_loses_nothing(
         assert set(accepted) <= {r.value for r in raw}  # every acknowledged notification is in Kafka
     finally:
         gateway_process.stop()
-        for record in records:
-            terminate(record)
+        broker.stop()

@@ -46,12 +46,16 @@ async def produce(settings: Settings, topic: str, values: list[bytes], key: byte
         await producer.stop()
 
 
-async def produce_keyed(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    """Write (key, value) records, each to the partition Kafka's default partitioner gives its key."""
+Headers = list[tuple[str, bytes]]
+
+
+async def produce_records(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes, Headers]]) -> None:
+    """Write (key, value, headers) records, each to the partition Kafka's default partitioner gives its key."""
     producer = reliable_producer(settings.kafka)
     await producer.start()
     try:
-        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        pending = [await producer.send(topic, value, key=key, headers=headers or None)
+                   for key, value, headers in records]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

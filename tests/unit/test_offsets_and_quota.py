@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from oscar_stream.launch.quota import partition_quota, worker_share
 from oscar_stream.worker.offsets import OffsetTracker
+from oscar_stream.worker.service_queue import ServiceQueue
 
 
 def test_commit_position_waits_for_the_oldest_unfinished_offset() -> None:
@@ -61,3 +62,15 @@ def test_shares_of_workers_splitting_partitions_round_robin(limit: int, workers:
 def test_a_worker_without_partitions_runs_nothing_and_one_with_partitions_at_least_one() -> None:
     assert worker_share(5, [], 6, "s") == 0
     assert worker_share(1, [0], 6, "s") + worker_share(1, [1, 2, 3, 4, 5], 6, "s") == 2  # the one overshoot
+
+
+def test_a_service_queue_takes_partitions_in_turn_and_keeps_order_within_one() -> None:
+    queue: ServiceQueue[str] = ServiceQueue()
+    for item in ("a1", "a2", "a3"):
+        queue.append(0, item)
+    queue.append(1, "b1")
+    assert [queue.popleft() for _ in range(3)] == ["a1", "b1", "a2"]
+    queue.append(2, "c1")
+    queue.append(1, "b2")
+    assert len(queue) == 3 and queue.drop([1, 5]) == 1
+    assert [queue.popleft() for _ in range(len(queue))] == ["a3", "c1"] and not queue

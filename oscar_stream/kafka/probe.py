@@ -1,0 +1,44 @@
+"""Is Kafka reachable now? A metadata request every few seconds, with a deadline: the one signal that does
+not depend on traffic (an idle consumer or producer notices nothing while the broker is away)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiokafka.client import AIOKafkaClient
+
+from oscar_stream.config import KafkaSettings
+from oscar_stream.kafka.clients import connection_options
+from oscar_stream.observe.health import Component
+
+
+class KafkaProbe:
+    def __init__(self, kafka: KafkaSettings, health: Component, interval_s: float = 2.0) -> None:
+        self._kafka = kafka
+        self._health = health
+        self._interval_s = interval_s
+
+    @property
+    def reachable(self) -> bool:
+        return self._health.state == "running"
+
+    async def run(self) -> None:
+        client = AIOKafkaClient(**connection_options(self._kafka), client_id=f"{self._kafka.client_id}-probe")
+        deadline = min(10.0, self._kafka.delivery_timeout_s)
+        try:
+            while True:
+                try:
+                    if not client.cluster.brokers():
+                        await asyncio.wait_for(client.bootstrap(), deadline)
+                    else:
+                        await asyncio.wait_for(client.fetch_all_metadata(), deadline)
+                    self._health.running()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    self._health.recovering(f"Kafka unreachable: {type(err).__name__}: {err}")
+                await asyncio.sleep(self._interval_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
