@@ -44,6 +44,7 @@ from benchmarks.common import (
     process_cpu_seconds,
     write_results,
 )
+from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.records import OutRecord
 from oscar_stream.kafka.batch_writer import BatchWriter
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--passthrough", nargs=3, metavar=("CONFIG", "SOURCE", "TARGET"), help=argparse.SUPPRESS)
     parser.add_argument("--batched", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    quiet_kafka_client()
     if args.passthrough:
         asyncio.run(passthrough(Path(args.passthrough[0]), args.passthrough[1], args.passthrough[2], args.batched))
         return

@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 
 from benchmarks.common import Process, bars_with_runs, bench_settings, write_results
+from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.ids import created_object_id
@@ -224,6 +225,7 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    quiet_kafka_client()
     result = asyncio.run(measure(args.jobs, args.concurrency, args.uploads, args.repeats))
     path = write_results("launcher_throughput", result)
     plot(result, path.with_suffix(".png"))

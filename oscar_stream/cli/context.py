@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,12 @@ def settings_from(ctx: click.Context) -> Settings:
         obj["settings"] = load_settings(config)
     settings: Settings = obj["settings"]
     return settings
+
+
+def quiet_kafka_client() -> None:
+    """For commands that report progress themselves: aiokafka logs the transient errors it retries anyway
+    (no leader yet for a new topic, a group coordinator still loading) as ERROR lines a user cannot act on."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def friendly_errors(*kinds: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:

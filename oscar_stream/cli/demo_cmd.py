@@ -9,7 +9,7 @@ import time
 import click
 from aiokafka.errors import KafkaError
 
-from oscar_stream.cli.context import friendly_errors, settings_from
+from oscar_stream.cli.context import friendly_errors, quiet_kafka_client, settings_from
 from oscar_stream.demo.runner import Demo, DemoFailed, format_summary
 from oscar_stream.stack.process import StackError
 from oscar_stream.storage.base import StorageError
@@ -25,6 +25,7 @@ def demo(ctx: click.Context, files: int, keep: bool, timeout: int) -> None:
     """Upload generated CSV files and watch them run through a two-stage pipeline (OSCAR FDL): per-file
     statistics, then per-file reports; finally check every report and print a summary."""
     settings = settings_from(ctx)
+    quiet_kafka_client()
     started = time.monotonic()
 
     def say(message: str) -> None:

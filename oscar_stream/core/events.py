@@ -31,6 +31,7 @@ STORAGE_ID = re.compile(r"^[a-z][a-z0-9]*\.[A-Za-z0-9][A-Za-z0-9_-]*$")
 # letter or digit), plus the underscore that older buckets and some S3-compatible stores allow.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
 
 
 def check_storage_id(storage: str) -> str:
@@ -50,12 +51,14 @@ def check_key(key: str, where: str = "object key") -> str:
     """An object key (or dCache path) every stage and executor can handle."""
     if not key:
         raise InvalidEvent(f"{where} is empty")
-    size = len(key.encode("utf-8", "surrogatepass"))
-    if size > MAX_KEY_BYTES:
-        raise InvalidEvent(f"{where} is {size} bytes long; the limit is {MAX_KEY_BYTES} (as in S3)")
-    if _CONTROL.search(key):
+    if len(key) > MAX_KEY_BYTES // 4:  # shorter keys cannot be over the limit, whatever their characters
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > MAX_KEY_BYTES:
+            raise InvalidEvent(f"{where} is {size} bytes long; the limit is {MAX_KEY_BYTES} (as in S3)")
+    # str methods first (they run in C): most keys need no regular expression at all
+    if not key.isprintable() and _CONTROL.search(key):
         raise InvalidEvent(f"{where} {key[:80]!r} contains control characters")
-    if any(segment in (".", "..") for segment in key.split("/")):
+    if (key[0] == "." or "/." in key) and _DOT_SEGMENT.search(key):
         raise InvalidEvent(f"{where} {key[:80]!r} has a '.' or '..' path segment")
     return key
 
@@ -143,9 +146,10 @@ class StorageEvent:
                 raise InvalidEvent(f"data.{required} must be a non-empty string")
         for optional in _OPTIONAL_TEXT:
             value = fields[optional]
-            if value is not None and not isinstance(value, str):
-                raise InvalidEvent(f"data.{optional} must be a string or null")
-            check_text(value, f"data.{optional}")
+            if value is not None and (value.__class__ is not str or len(value) > MAX_TEXT_BYTES):
+                if not isinstance(value, str):
+                    raise InvalidEvent(f"data.{optional} must be a string or null")
+                check_text(value, f"data.{optional}")
         size = fields["size"]
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise InvalidEvent("data.size must be a non-negative integer or null")

@@ -76,9 +76,13 @@ def run_logged(
         stop = threading.Event()
 
         def heartbeat() -> None:
+            previous = ""
             while not stop.wait(HEARTBEAT_S):
                 last = log_tail(log, 1).strip()[:100]
-                progress.say(component, f"{what}: still running, {time.monotonic() - started:.0f}s ({last})")
+                # A line already shown is stale (a compiler is silent for minutes after its downloads).
+                news = f" ({last})" if last and last != previous else ""
+                previous = last
+                progress.say(component, f"{what}: still running, {time.monotonic() - started:.0f}s{news}")
 
         beat = threading.Thread(target=heartbeat, daemon=True)
         beat.start()

@@ -24,7 +24,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
-from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings
 from oscar_stream.core.errors import RecordTooLarge
 from oscar_stream.core.records import OutRecord
@@ -33,6 +32,7 @@ from oscar_stream.kafka.clients import MAX_RECORD_BYTES, group_member
 from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.observe.health import Component
 from oscar_stream.retry import Backoff
+from oscar_stream.worker.supervision import run_supervised
 
 log = logging.getLogger(__name__)
 Message: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -57,18 +57,7 @@ class BatchAgent:
 
     async def run(self) -> None:
         """Forever: a failure of the infrastructure restarts the loop after a backoff."""
-        backoff = Backoff(0.5, 10.0)
-        while True:
-            try:
-                await self._run_once(backoff)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                self._health.recovering(f"{type(err).__name__}: {err}")
-                metrics.count(metrics.STAGE_RECOVERIES, self.name)
-                log.warning("%s agent: %s: %s; starting over from the committed offsets", self.name,
-                            type(err).__name__, err)
-                await backoff.wait()
+        await run_supervised(self.name, self._run_once, self._health)
 
     async def _run_once(self, backoff: Backoff) -> None:
         timeout = self._kafka.delivery_timeout_s

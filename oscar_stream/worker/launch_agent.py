@@ -56,6 +56,7 @@ from oscar_stream.worker.ledger import ResultLedger
 from oscar_stream.worker.offsets import OffsetTracker
 from oscar_stream.worker.result_publisher import ResultPublisher
 from oscar_stream.worker.service_queue import ServiceQueue
+from oscar_stream.worker.supervision import run_supervised
 
 log = logging.getLogger(__name__)
 ExecutorFactory = Callable[[WorkerContext, ResultSink, Limiter], Executor]
@@ -133,20 +134,9 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
     async def run(self) -> None:
         await self.ctx.services.ready.wait()
         await self.executor.start()
-        backoff = Backoff(0.5, 10.0)
         pruning = asyncio.ensure_future(self._prune_forever())
         try:
-            while True:
-                try:
-                    await self._run_once(backoff)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as err:
-                    self.health.recovering(f"{type(err).__name__}: {err}")
-                    metrics.count(metrics.STAGE_RECOVERIES, "launch")
-                    log.warning("launch agent: %s: %s; starting over from the committed offsets",
-                                type(err).__name__, err)
-                    await backoff.wait()
+            await run_supervised("launch", self._run_once, self.health)
         finally:
             pruning.cancel()
             await self.executor.stop()

@@ -18,6 +18,7 @@ from oscar_stream.retry import Backoff
 from oscar_stream.route.clusters import localize
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import ServiceSpec
+from oscar_stream.worker.supervision import run_supervised
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +55,14 @@ class ServicesTable:
 
     async def run(self, health: Component | None = None) -> None:
         """Follow the topic forever; after a failure (Kafka away), read it again from the start."""
-        health = health or Component("services")
-        backoff = Backoff(0.5, 10.0)
-        while True:
-            try:
-                await self._follow(health)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                health.recovering(f"{type(err).__name__}: {err}")
-                log.warning("reading %s failed (%s: %s); reading it again", self._topic, type(err).__name__, err)
-                await backoff.wait()
+        watched = health or Component("services")
 
-    async def _follow(self, health: Component) -> None:
+        async def follow(backoff: Backoff) -> None:
+            await self._follow(watched, backoff)
+
+        await run_supervised("services", follow, watched, after_failure=f"reading {self._topic} again")
+
+    async def _follow(self, health: Component, backoff: Backoff) -> None:
         timeout = self._kafka.delivery_timeout_s
         reader = consumer(self._kafka, group_id=None, enable_auto_commit=False)
         try:
@@ -87,6 +83,7 @@ class ServicesTable:
                         log.info("routing table loaded: %d services", len(self.index))
                         self.ready.set()
                         health.running()
+                        backoff.reset()
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(reader.stop(), timeout)
