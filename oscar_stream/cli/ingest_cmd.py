@@ -9,11 +9,11 @@ import click
 from aiohttp import web
 
 from oscar_stream.cli.context import UserFacingError, friendly_errors, settings_from
+from oscar_stream.health import Component
 from oscar_stream.ingest.dcache_watcher import DcacheWatcher
 from oscar_stream.ingest.gateway import run_gateway
 from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.kafka.resilient_producer import ResilientProducer
-from oscar_stream.observe.health import Component
 from oscar_stream.observe.http import observability_routes, serve
 from oscar_stream.topics import TopicNames
 

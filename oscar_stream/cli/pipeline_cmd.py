@@ -15,7 +15,7 @@ from oscar_stream.cli.events_cmd import SOURCE_KINDS, parse_payload_file
 from oscar_stream.route.files import LoadedTable, load_routing_files
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.problems import RoutingFileError
-from oscar_stream.worker.publish import apply_services, current_services, delete_service
+from oscar_stream.worker.publish import AmbiguousServices, apply_services, current_services, delete_service
 
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 
@@ -23,7 +23,7 @@ _FILES = click.argument("files", nargs=-1, required=True, type=click.Path(path_t
 def _load(files: tuple[Path, ...]) -> LoadedTable:
     loaded = load_routing_files(files)
     for note in loaded.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"{note.level}: {note}", err=True)
     return loaded
 
 
@@ -34,15 +34,15 @@ def validate(files: tuple[Path, ...]) -> None:
     """Check routing files (OSCAR FDL or oscar-stream YAML); report every problem at once."""
     loaded = _load(files)
     for service in loaded.table.services:
-        where = loaded.origins[service.name]
-        click.echo(f"ok  {service.name:<24} {service.image}  ({where[0]}:{where[1]}, "
+        where = loaded.origins[service.qualified]
+        click.echo(f"ok  {service.qualified:<32} {service.image}  ({where[0]}:{where[1]}, "
                    f"{len(service.inputs)} input(s), {len(service.outputs)} output(s))")
 
 
 @click.command("apply")
 @_FILES
 @click.pass_context
-@friendly_errors(RoutingFileError, KafkaError)
+@friendly_errors(RoutingFileError, KafkaError, AmbiguousServices)
 def apply(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """Validate FILES, then publish their services; running workers pick them up without a restart."""
     loaded = _load(files)

@@ -32,9 +32,9 @@ from oscar_stream.config import Settings
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import Result, StoredObject
 from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
+from oscar_stream.health import Component
 from oscar_stream.launch import job_spec, job_status
 from oscar_stream.launch.cleanup import UnneededTracker
-from oscar_stream.observe.health import Component
 from oscar_stream.retry import RETRIABLE_HTTP, Backoff, retrying
 from oscar_stream.route.model import ServiceSpec
 

@@ -29,10 +29,10 @@ from oscar_stream.core.errors import InvalidEvent, RecordTooLarge
 from oscar_stream.core.events import StorageEvent
 from oscar_stream.core.records import CLOUDEVENTS_HEADERS, H_RECEIVED_AT, H_SOURCE, H_TRANSPORT, OutRecord
 from oscar_stream.core.times import now_rfc3339
+from oscar_stream.health import Component
 from oscar_stream.kafka.coalescing_writer import CoalescingWriter
 from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.kafka.resilient_producer import ResilientProducer
-from oscar_stream.observe.health import Component
 from oscar_stream.observe.http import Handler, observability_handlers
 from oscar_stream.retry import Backoff
 from oscar_stream.topics import TopicNames

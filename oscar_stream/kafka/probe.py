@@ -9,8 +9,8 @@ import contextlib
 from aiokafka.client import AIOKafkaClient
 
 from oscar_stream.config import KafkaSettings
+from oscar_stream.health import Component
 from oscar_stream.kafka.clients import connection_options
-from oscar_stream.observe.health import Component
 
 
 class KafkaProbe:

@@ -29,13 +29,26 @@ def translate_storage(storage: str, source_cluster: str, target_cluster: str) ->
     return storage
 
 
+def is_local(service: ServiceSpec, local_cluster: str | None) -> bool:
+    """Whether this deployment runs ``service`` (without a cluster id of its own, it runs every service)."""
+    return local_cluster is None or service.cluster in (None, local_cluster)
+
+
+def service_key(service: ServiceSpec, local_cluster: str | None) -> str:
+    """The name a deployment knows a service by: its own services by their name, another cluster's as
+    ``name@cluster`` (the same name may run on several clusters: OSCAR's replicas)."""
+    return service.name if is_local(service, local_cluster) else service.qualified
+
+
 def localize(service: ServiceSpec, local_cluster: str) -> ServiceSpec:
-    """A remote service with its inputs named as this cluster names them (outputs are the remote's business)."""
-    if service.cluster in (None, local_cluster):
+    """A remote service as this cluster sees it: named ``name@cluster``, with its inputs named as this cluster
+    names them (outputs are the remote's business)."""
+    if is_local(service, local_cluster):
         return service
+    assert service.cluster is not None
     inputs = tuple(replace(i, storage=translate_storage(i.storage, service.cluster, local_cluster))
                    for i in service.inputs)
-    return replace(service, inputs=inputs)
+    return replace(service, name=service.qualified, inputs=inputs)
 
 
 def event_for_cluster(event: StorageEvent, local_cluster: str, remote_cluster: str) -> StorageEvent:

@@ -35,15 +35,18 @@ _CLUSTER_FIELDS = {"endpoint", "auth_user", "auth_password", "ssl_verify"}
 class LoadedTable:
     table: RoutingTable
     notes: list[Note]
-    origins: dict[str, tuple[Path, int | None]]  # service name -> where it was declared
+    origins: dict[str, tuple[Path, int | None]]  # qualified service name (name@cluster) -> where it was declared
 
 
-def _storage_providers(r: Reader, raw: Any, path: YamlPath) -> list[StorageProviderSpec]:
+def _storage_providers(r: Reader, raw: Any, path: YamlPath, fdl: bool) -> list[StorageProviderSpec]:
     providers: list[StorageProviderSpec] = []
     section = r.mapping(raw, path) or {}
     for kind, entries in section.items():
         if kind not in STORAGE_TYPES:
-            r.problem((*path, kind), f"unknown storage provider type {kind!r}", f"use {', '.join(STORAGE_TYPES)}")
+            if fdl:
+                r.note((*path, kind), f"storage provider type {kind!r} is not known to oscar-stream; ignored")
+            else:
+                r.problem((*path, kind), f"unknown storage provider type {kind!r}", f"use {', '.join(STORAGE_TYPES)}")
             continue
         for ident, options in (r.mapping(entries, (*path, kind)) or {}).items():
             body = r.mapping(options, (*path, kind, ident), required=True)
@@ -52,16 +55,19 @@ def _storage_providers(r: Reader, raw: Any, path: YamlPath) -> list[StorageProvi
     return providers
 
 
-def _clusters(r: Reader, raw: Any, path: YamlPath) -> list[ClusterSpec]:
+def _clusters(r: Reader, raw: Any, path: YamlPath, fdl: bool) -> list[ClusterSpec]:
     clusters = []
     for ident, options in (r.mapping(raw, path) or {}).items():
         body = r.mapping(options, (*path, ident), required=True)
         if body is None:
             continue
-        r.check_keys(body, (*path, ident), _CLUSTER_FIELDS)
-        endpoint = r.string(body.get("endpoint"), (*path, ident, "endpoint"), required=True)
+        r.check_keys(body, (*path, ident), _CLUSTER_FIELDS, lenient=fdl)
+        endpoint = r.string(body.get("endpoint"), (*path, ident, "endpoint"), required=not fdl)
         if endpoint is None:
-            continue
+            if not fdl:
+                continue
+            r.warn((*path, ident, "endpoint"), f"cluster {ident!r} has no endpoint yet: nothing can be forwarded to "
+                   "it until it is filled in (give oscar-stream its gateway under 'clusters' in the configuration)")
         clusters.append(ClusterSpec(
             id=str(ident), endpoint=endpoint,
             auth_user=r.string(body.get("auth_user"), (*path, ident, "auth_user")),
@@ -79,16 +85,17 @@ def _read_file(file: Path) -> tuple[Reader, list[tuple[ServiceSpec, int | None]]
     if top is None:
         return r, [], [], []
     own = top.get("version") == OWN_FORMAT
+    fdl = not own and "functions" in top
     if own:
         r.check_keys(top, (), {"version", "cluster", "services", "storage_providers", "clusters"})
+    elif fdl:
+        r.check_keys(top, (), {"functions", "storage_providers", "clusters"}, lenient=True)
     else:
-        r.check_keys(top, (), {"functions", "storage_providers", "clusters"})
-        if "functions" not in top:
-            r.problem((), "neither an OSCAR FDL file (no 'functions') nor an oscar-stream routing table",
-                      f"start the file with 'functions:' (FDL) or 'version: {OWN_FORMAT}'")
-    providers = _storage_providers(r, top.get("storage_providers"), ("storage_providers",))
-    clusters = _clusters(r, top.get("clusters"), ("clusters",))
-    services_reader = ServiceReader(r, {p.id for p in providers}, {c.id for c in clusters})
+        r.problem((), "neither an OSCAR FDL file (no 'functions') nor an oscar-stream routing table",
+                  f"start the file with 'functions:' (FDL) or 'version: {OWN_FORMAT}'")
+    providers = _storage_providers(r, top.get("storage_providers"), ("storage_providers",), fdl)
+    clusters = _clusters(r, top.get("clusters"), ("clusters",), fdl)
+    services_reader = ServiceReader(r, {p.id for p in providers}, {c.id for c in clusters}, fdl)
     services: list[tuple[ServiceSpec, int | None]] = []
     if own:
         cluster = r.string(top.get("cluster"), ("cluster",))
@@ -96,9 +103,11 @@ def _read_file(file: Path) -> tuple[Reader, list[tuple[ServiceSpec, int | None]]
             spec = services_reader.read(raw, ("services", index), cluster)
             if spec is not None:
                 services.append((spec, doc.line(("services", index))))
-    elif "functions" in top:
+    elif fdl:
         functions = r.mapping(top.get("functions"), ("functions",), required=True) or {}
-        r.check_keys(functions, ("functions",), {"oscar"})
+        if "aws" in functions:
+            r.note(("functions", "aws"), "SCAR's functions (AWS Lambda) are not run by oscar-stream; ignored")
+        r.check_keys(functions, ("functions",), {"oscar"}, accepted_unused={"aws"}, lenient=True)
         for index, entry in enumerate(r.sequence(functions.get("oscar"), ("functions", "oscar"))):
             path: YamlPath = ("functions", "oscar", index)
             body = r.mapping(entry, path, required=True)
@@ -130,12 +139,13 @@ def load_routing_files(files: Iterable[Path]) -> LoadedTable:
         problems += reader.problems
         notes += reader.notes
         for spec, line in found:
-            if spec.name in origins:
-                first_file, first_line = origins[spec.name]
-                problems.append(Problem(file, line, (), f"duplicate service name {spec.name!r}",
+            if spec.qualified in origins:  # the same name on two clusters is two services (OSCAR's replicas)
+                first_file, first_line = origins[spec.qualified]
+                where = f" on cluster {spec.cluster!r}" if spec.cluster else ""
+                problems.append(Problem(file, line, (), f"duplicate service name {spec.name!r}{where}",
                                         f"already declared at {first_file}:{first_line}; rename one of them"))
                 continue
-            origins[spec.name] = (file, line)
+            origins[spec.qualified] = (file, line)
             services.append(spec)
         providers.update({p.id: p for p in file_providers})
         clusters.update({c.id: c for c in file_clusters})

@@ -98,6 +98,12 @@ class ServiceSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     not_used: tuple[str, ...] = ()  # OSCAR fields accepted from the file that oscar-stream does not implement
 
+    @property
+    def qualified(self) -> str:
+        """The service's name with the cluster it runs on (``name@cluster``): the same name may be declared for
+        several clusters (OSCAR's replicas), each a service of its own."""
+        return f"{self.name}@{self.cluster}" if self.cluster else self.name
+
     @cached_property
     def version(self) -> str:
         """A content hash: any change to the definition (script included) gives a new version."""
@@ -145,7 +151,7 @@ class ServiceSpec:
 @dataclass(frozen=True)
 class ClusterSpec:
     id: str
-    endpoint: str
+    endpoint: str | None  # None: left blank in the file, for the user to fill in
     auth_user: str | None = None
     auth_password: str | None = field(default=None, repr=False)
     ssl_verify: bool = True

@@ -48,11 +48,11 @@ def can_trigger(output: OutputSpec, out_cluster: str | None, inp: InputSpec, in_
 
 
 def downstream(services: Sequence[ServiceSpec], cluster_ids: set[str]) -> dict[str, list[str]]:
-    graph: dict[str, list[str]] = {s.name: [] for s in services}
+    graph: dict[str, list[str]] = {s.qualified: [] for s in services}
     for a in services:
         for b in services:
             if any(can_trigger(o, a.cluster, i, b.cluster, cluster_ids) for o in a.outputs for i in b.inputs):
-                graph[a.name].append(b.name)
+                graph[a.qualified].append(b.qualified)
     return graph
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from oscar_stream.route.yaml_source import YamlPath, format_path
 
@@ -23,12 +24,15 @@ class Problem:
 
 @dataclass(frozen=True)
 class Note:
-    """Not an error: something the user should know, e.g. an OSCAR field that oscar-stream does not use."""
+    """Not an error. A "note" is for the record (a field oscar-stream ignores and that changes nothing); a
+    "warning" says what a job will do differently from what the file asks for (a field oscar-stream accepts but
+    does not implement)."""
 
     file: Path
     line: int | None
     path: YamlPath
     message: str
+    level: Literal["note", "warning"] = "note"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)

@@ -31,6 +31,9 @@ class Reader:
     def note(self, path: YamlPath, message: str) -> None:
         self.notes.append(Note(self.doc.file, self.doc.line(path), path, message))
 
+    def warn(self, path: YamlPath, message: str) -> None:
+        self.notes.append(Note(self.doc.file, self.doc.line(path), path, message, "warning"))
+
     def mapping(self, value: Any, path: YamlPath, required: bool = False) -> dict[str, Any] | None:
         if value is None:
             if required:
@@ -124,9 +127,12 @@ class Reader:
         return out
 
     def check_keys(
-        self, mapping: dict[str, Any], path: YamlPath, known: Iterable[str], accepted_unused: Iterable[str] = ()
+        self, mapping: dict[str, Any], path: YamlPath, known: Iterable[str], accepted_unused: Iterable[str] = (),
+        lenient: bool = False,
     ) -> tuple[str, ...]:
-        """Unknown keys are problems (with a suggestion); ``accepted_unused`` ones become notes."""
+        """Keys outside ``known``: ``accepted_unused`` ones are returned (the caller says what they mean); any
+        other is a problem with a suggestion — or, when ``lenient`` (OSCAR FDL files: OSCAR ignores unknown
+        keys and keeps adding fields), a note."""
         known_set, unused_set = set(known), set(accepted_unused)
         unused: list[str] = []
         for key in mapping:
@@ -134,9 +140,12 @@ class Reader:
                 continue
             if key in unused_set:
                 unused.append(key)
-                self.note((*path, key), f"'{key}' is accepted but not used by oscar-stream")
                 continue
             close = difflib.get_close_matches(str(key), sorted(known_set | unused_set), n=1)
+            if lenient:
+                self.note((*path, key), f"'{key}' is not known to oscar-stream; ignored"
+                          + (f" (did you mean '{close[0]}'?)" if close else ""))
+                continue
             self.problem((*path, key), f"unknown field '{key}'",
                          f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(sorted(known_set))}")
         return tuple(unused)

@@ -11,7 +11,7 @@ from oscar_stream.route.model import DEFAULT_CPU, DEFAULT_MEMORY, InputSpec, Out
 from oscar_stream.route.reader import SERVICE_NAME, Reader
 from oscar_stream.route.yaml_source import YamlPath
 
-STORAGE_TYPES = ("minio", "s3", "webdav", "onedata")
+STORAGE_TYPES = ("minio", "s3", "webdav", "onedata", "rucio")
 EVENT_KINDS: dict[str, EventType] = {"created": CREATED, "removed": REMOVED, "other": OTHER}
 
 _SERVICE_FIELDS = {
@@ -20,11 +20,34 @@ _SERVICE_FIELDS = {
     # oscar-stream extras
     "concurrency", "retries", "backoff_seconds", "timeout_seconds", "ttl_seconds",
 }
-OSCAR_UNUSED_SERVICE_FIELDS = {
-    "alpine", "expose", "synchronous", "replicas", "federation", "vo", "visibility", "isolation_level", "mount",
-    "total_cpu", "total_memory", "cluster_id", "enable_sgx", "image_prefetch", "rescheduler_threshold", "token",
-    "allowed_users", "interlink_node_name", "owner", "delegation",
+_FDL_ONLY_FIELDS = {"storage_providers"}  # providers declared inside one service (OSCAR merges them)
+
+# OSCAR fields oscar-stream accepts but does not implement, and what a job does differently because of that.
+_NOT_IMPLEMENTED = {
+    "mount": "the job runs without the storage path mounted into its container (oscar-stream mounts no storage: "
+             "that needs a privileged FUSE sidecar); the script must read and write through its input and outputs",
+    "volume": "the job runs without the managed persistent volume (not implemented); nothing survives between jobs",
+    "interlink_node_name": "the job runs on this cluster, not on the interLink node",
+    "expose": "the service is not exposed as a long-running server (not implemented yet); it runs one job per event",
+    "synchronous": "POST /run/<service> (synchronous invocations) is not available yet; only storage events and "
+                   "asynchronous jobs run the service",
+    "kserve": "no KServe inference service is created; the service runs as jobs only",
+    "isolation_level": "no per-user bucket isolation yet: every user of the deployment can use the service's buckets",
+    "allowed_users": "no per-user access control yet: every user of the deployment can use the service",
+    "visibility": "no per-user access control yet: every user of the deployment can use the service",
+    "vo": "no per-VO access control yet: every user of the deployment can use the service",
+    "replicas": "jobs are not delegated to replica clusters when this one is busy: they wait for a slot here",
+    "federation": "jobs are not delegated to the federation's members: they wait for a slot here",
+    "delegation": "jobs are not delegated to other clusters: they wait for a slot here",
+    "rescheduler_threshold": "queued jobs are never rescheduled to another cluster",
+    "total_cpu": "no limit on the CPU of all of the service's jobs together (use 'concurrency' to bound them)",
+    "total_memory": "no limit on the memory of all of the service's jobs together (use 'concurrency' to bound them)",
+    "enable_sgx": "jobs get no SGX device",
 }
+# OSCAR fields that change nothing for oscar-stream (its helper needs no Alpine build of OSCAR's supervisor,
+# tokens and owners are OSCAR's bookkeeping).
+_IGNORED = {"alpine", "image_prefetch", "token", "owner", "cluster_id", "bucket_list", "clusters", "namespace"}
+OSCAR_UNUSED_SERVICE_FIELDS = set(_NOT_IMPLEMENTED) | _IGNORED | {"file_stage_in"}
 _INPUT_FIELDS = {"storage_provider", "path", "prefix", "suffix", "glob", "events"}
 _OUTPUT_FIELDS = {"storage_provider", "path", "prefix", "suffix"}
 
@@ -35,17 +58,22 @@ def storage_id(value: str) -> str:
 
 
 class ServiceReader:
-    def __init__(self, reader: Reader, declared_storages: set[str], cluster_ids: set[str]) -> None:
+    def __init__(self, reader: Reader, declared_storages: set[str], cluster_ids: set[str], fdl: bool = False) -> None:
         self.r = reader
         self.declared_storages = declared_storages
         self.cluster_ids = cluster_ids
+        self.fdl = fdl  # an OSCAR FDL file: unknown keys are notes, not problems (OSCAR ignores them)
+        self._service_scope: set[str] = set()  # providers declared inside the service being read
 
     def read(self, raw: Any, path: YamlPath, cluster: str | None) -> ServiceSpec | None:
         r = self.r
         body = r.mapping(raw, path, required=True)
         if body is None:
             return None
-        unused = r.check_keys(body, path, _SERVICE_FIELDS, OSCAR_UNUSED_SERVICE_FIELDS)
+        known = _SERVICE_FIELDS | _FDL_ONLY_FIELDS if self.fdl else _SERVICE_FIELDS
+        unused = r.check_keys(body, path, known, OSCAR_UNUSED_SERVICE_FIELDS, lenient=self.fdl)
+        self._report_unused(body, path, unused)
+        self._service_scope = self._service_storages(body.get("storage_providers"), (*path, "storage_providers"))
         name = r.string(body.get("name"), (*path, "name"), required=True, hint="a DNS label of 1-39 characters")
         if name is not None and (len(name) > 39 or not SERVICE_NAME.match(name)):
             r.problem((*path, "name"), f"{name!r} is not a valid service name",
@@ -54,7 +82,7 @@ class ServiceReader:
         image = r.string(body.get("image"), (*path, "image"), required=True, hint="the container image to run")
         script = self._script(body, path)
         env = r.mapping(body.get("environment"), (*path, "environment")) or {}
-        r.check_keys(env, (*path, "environment"), {"variables", "Variables", "secrets"})
+        r.check_keys(env, (*path, "environment"), {"variables", "Variables", "secrets"}, lenient=self.fdl)
         variables = r.string_map(env.get("variables", env.get("Variables")), (*path, "environment", "variables"))
         secrets = r.string_map(env.get("secrets"), (*path, "environment", "secrets"), secret=True)
         gpus = r.integer(body.get("gpus"), (*path, "gpus"), 0)
@@ -94,6 +122,27 @@ class ServiceReader:
             secrets=secrets, inputs=inputs, outputs=outputs, not_used=unused, **spec_fields,
         )
 
+    def _report_unused(self, body: dict[str, Any], path: YamlPath, unused: tuple[str, ...]) -> None:
+        for key in unused:
+            value = body[key]
+            if key == "file_stage_in":
+                if value is True:
+                    self.r.warn((*path, key), "the input is downloaded anyway: oscar-stream always stages it in "
+                                "('file_stage_in: true' asks OSCAR not to)")
+                continue
+            if key in _IGNORED or value in (None, False, "", [], {}):
+                self.r.note((*path, key), f"'{key}' is accepted but changes nothing in oscar-stream")
+                continue
+            self.r.warn((*path, key), f"'{key}' is accepted but not implemented: {_NOT_IMPLEMENTED[key]}")
+
+    def _service_storages(self, raw: Any, path: YamlPath) -> set[str]:
+        """Storage providers declared inside the service body: usable by this service's inputs and outputs."""
+        found: set[str] = set()
+        for kind, entries in (self.r.mapping(raw, path) or {}).items():
+            for ident in self.r.mapping(entries, (*path, kind)) or {}:
+                found.add(f"{kind}.{ident}")
+        return found
+
     def _script(self, body: dict[str, Any], path: YamlPath) -> str | None:
         r = self.r
         inline = r.string(body.get("script_inline"), (*path, "script_inline"))
@@ -124,7 +173,7 @@ class ServiceReader:
                            f"use one of {', '.join(STORAGE_TYPES)}")
             return None
         full = f"{kind}.{ident}"
-        if ident != "default" and full not in self.declared_storages and not (
+        if ident != "default" and full not in self.declared_storages | self._service_scope and not (
             kind == "minio" and ident in self.cluster_ids
         ):
             self.r.problem(path, f"unknown storage provider {full!r}",
@@ -150,7 +199,7 @@ class ServiceReader:
         body = r.mapping(raw, path, required=True)
         if body is None:
             return None
-        r.check_keys(body, path, fields)
+        r.check_keys(body, path, fields, lenient=self.fdl)
         storage = self._storage(body.get("storage_provider"), (*path, "storage_provider"))
         folder = r.string(body.get("path"), (*path, "path"), required=True, hint=f"bucket/folder {role}")
         prefixes = self._filters(body, path, "prefix")
@@ -174,10 +223,17 @@ class ServiceReader:
                 r.problem((*path, "events", index), f"unknown event kind {kind!r}", f"use {', '.join(EVENT_KINDS)}")
             else:
                 events.add(EVENT_KINDS[kind])
-        if storage is not None and storage.startswith("onedata."):
-            r.problem((*path, "storage_provider"), "an input on OneData can never match",
-                      "oscar-stream receives events from S3/MinIO stores and dCache only")
+        if storage is not None and storage.startswith(("onedata.", "rucio.")):
+            if self.fdl:
+                r.warn((*path, "storage_provider"), "this input never triggers the service: oscar-stream receives "
+                       "events from S3/MinIO stores and dCache only")
+            else:
+                r.problem((*path, "storage_provider"), "an input on OneData or Rucio can never match",
+                          "oscar-stream receives events from S3/MinIO stores and dCache only")
             return None
+        if self.fdl and (prefixes or suffixes):
+            r.note(path, "OSCAR ignores prefix/suffix on inputs (its store notifications filter on the folder "
+                   "only); oscar-stream applies them: only objects that match trigger the service")
         if storage is None or folder is None:
             return None
         return InputSpec(storage=storage, path=folder, prefixes=prefixes, suffixes=suffixes, globs=globs,
@@ -189,5 +245,13 @@ class ServiceReader:
             return None
         _, storage, folder, prefixes, suffixes = location
         if storage is None or folder is None:
+            return None
+        if storage.startswith(("onedata.", "rucio.")):
+            if self.fdl:
+                self.r.warn((*path, "storage_provider"), "oscar-stream uploads no outputs to OneData or Rucio: "
+                            "this output is skipped")
+            else:
+                self.r.problem((*path, "storage_provider"), "oscar-stream cannot upload outputs to OneData or Rucio",
+                               "write the outputs to an S3/MinIO store or a WebDAV door")
             return None
         return OutputSpec(storage=storage, path=folder, prefixes=prefixes, suffixes=suffixes)

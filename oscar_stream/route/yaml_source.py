@@ -55,13 +55,18 @@ def _scalar(node: yaml.Node) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
+# libyaml's loader (as Go's and most other YAML readers) accepts what PyYAML's pure-Python scanner refuses,
+# e.g. a tab after a scalar value ("log_level: CRITICAL<TAB>"), which real FDL files contain.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(file: Path) -> YamlDocument:
     try:
         text = file.read_text()
     except OSError as err:
         raise YamlLoadError(file, None, f"cannot read the file: {err.strerror}") from err
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else None
         raise YamlLoadError(file, line, f"not valid YAML: {err.problem}") from err

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from oscar_stream.config import Settings
+from oscar_stream.config import Settings, SourceSettings
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.stack.components.base import Component, Health, StackContext
 from oscar_stream.stack.components.kafka import Kafka
@@ -98,7 +98,13 @@ class Stack:
         progress.say("stack", f"up: {', '.join(ordered)} (state in {self.settings.stack.state_dir})")
 
     def _ensure_topics(self) -> None:
-        changes = asyncio.run(apply_topics(self.settings))
+        """The deployment's topics, and the raw topic the stack's own S3 server writes its notifications to."""
+        settings = self.settings
+        stack_source = settings.stack.s3_source_id
+        if all(source.id != stack_source for source in settings.sources):
+            source = SourceSettings(id=stack_source, kind="s3", key_encoding="raw")
+            settings = settings.model_copy(update={"sources": [*settings.sources, source]})
+        changes = asyncio.run(apply_topics(settings))
         created = [c.topic for c in changes if c.action != "unchanged"]
         self.ctx.progress.say("kafka", f"topics ready ({len(changes)} declared, changed: {created or 'none'})")
 

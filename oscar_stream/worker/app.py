@@ -19,8 +19,8 @@ import faust
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
+from oscar_stream.health import Health
 from oscar_stream.kafka.probe import KafkaProbe
-from oscar_stream.observe.health import Health
 from oscar_stream.observe.lag import group_lag
 from oscar_stream.topics import TopicNames, agent_group
 from oscar_stream.worker.context import WorkerContext

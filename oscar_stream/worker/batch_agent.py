@@ -27,10 +27,10 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInPro
 from oscar_stream.config import KafkaSettings
 from oscar_stream.core.errors import RecordTooLarge
 from oscar_stream.core.records import OutRecord
+from oscar_stream.health import Component
 from oscar_stream.kafka.batch_writer import check_size
 from oscar_stream.kafka.clients import MAX_RECORD_BYTES, group_member
 from oscar_stream.kafka.resilient_producer import ResilientProducer
-from oscar_stream.observe.health import Component
 from oscar_stream.retry import Backoff
 from oscar_stream.worker.supervision import run_supervised
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import faust
 
 from oscar_stream.config import Settings
-from oscar_stream.observe.health import Health
+from oscar_stream.health import Health
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.services_table import ServicesTable
 

@@ -14,9 +14,9 @@ import logging
 from oscar_stream import metrics
 from oscar_stream.core.records import CLOUDEVENTS_HEADERS, OutRecord
 from oscar_stream.core.results import Result, output_events
+from oscar_stream.health import Component
 from oscar_stream.kafka.partitioner import partition_for
 from oscar_stream.kafka.resilient_producer import ResilientProducer
-from oscar_stream.observe.health import Component
 from oscar_stream.retry import Backoff
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.ledger import ResultLedger

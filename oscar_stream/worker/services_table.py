@@ -12,10 +12,10 @@ import orjson
 
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings
+from oscar_stream.health import Component
 from oscar_stream.kafka.clients import all_partitions, consumer
-from oscar_stream.observe.health import Component
 from oscar_stream.retry import Backoff
-from oscar_stream.route.clusters import localize
+from oscar_stream.route.clusters import is_local, localize
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import ServiceSpec
 from oscar_stream.worker.supervision import run_supervised
@@ -30,27 +30,30 @@ class ServicesTable:
         self._topic = topic
         self._local_cluster = local_cluster
         self.index = RoutingIndex()
+        self._indexed: dict[str, str] = {}  # record key -> the name the service is indexed under
         self.ready = asyncio.Event()
 
     def is_local(self, service: ServiceSpec) -> bool:
-        return self._local_cluster is None or service.cluster in (None, self._local_cluster)
+        return is_local(service, self._local_cluster)
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        name = (key or b"").decode(errors="replace")
+        record_key = (key or b"").decode(errors="replace")
         if value is None:
-            self.index.remove(name)
+            self.index.remove(self._indexed.pop(record_key, record_key))
         else:
             try:
                 service = ServiceSpec.from_record(orjson.loads(value))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                log.error("ignoring an unreadable record for service %r on %s: %s", name, self._topic, err)
+                log.error("ignoring an unreadable record for service %r on %s: %s", record_key, self._topic, err)
                 return
             if self.is_local(service):
                 self.index.put(service)
                 for callback in self.on_service:
                     callback(service)
             else:
-                self.index.put(localize(service, self._local_cluster or ""))
+                service = localize(service, self._local_cluster or "")
+                self.index.put(service)
+            self._indexed[record_key] = service.name
         metrics.SERVICES_LOADED.set(len(self.index))
 
     async def run(self, health: Component | None = None) -> None:

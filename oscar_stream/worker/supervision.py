@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from oscar_stream import metrics
-from oscar_stream.observe.health import Component
+from oscar_stream.health import Component
 from oscar_stream.retry import Backoff
 
 log = logging.getLogger(__name__)

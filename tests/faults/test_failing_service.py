@@ -68,6 +68,7 @@ async def test_a_failing_service_does_not_delay_a_healthy_one(
     store = S3Store(settings.storages[0])
     try:
         bucket = settings.kafka.topic_prefix
+        warm = _invocations(healthy, await upload_objects(store, bucket, "warm", 8, tmp_path))
         alone = _invocations(healthy, await upload_objects(store, bucket, "alone", count, tmp_path))
         beside = _invocations(healthy, await upload_objects(store, bucket, "beside", count, tmp_path))
         failing = _invocations(poison, await upload_objects(store, bucket, "poison", count, tmp_path))
@@ -78,13 +79,15 @@ async def test_a_failing_service_does_not_delay_a_healthy_one(
     worker.start()
     try:
         await worker.wait_ready()
+        await produce_records(settings, topic, [(i.id.encode(), i.to_json(), []) for i in warm])
+        await wait_results(settings, len(warm), service="healthy", timeout_s=120)  # clients started, code loaded
         started = time.time()
         await produce_records(settings, topic, [(i.id.encode(), i.to_json(), []) for i in alone])
-        done = await wait_results(settings, count, service="healthy", timeout_s=120)
-        alone_s = _last_finish(done) - started
+        done = await wait_results(settings, len(warm) + count, service="healthy", timeout_s=120)
+        alone_s = _last_finish([r for r in done if r["invocation_id"] in {i.id for i in alone}]) - started
         started = time.time()  # the failing service's invocations first, in the same partitions
         await produce_records(settings, topic, [(i.id.encode(), i.to_json(), []) for i in [*failing, *beside]])
-        done = await wait_results(settings, 2 * count, service="healthy", timeout_s=120)
+        done = await wait_results(settings, len(warm) + 2 * count, service="healthy", timeout_s=120)
         beside_s = _last_finish([r for r in done if r["invocation_id"] in {i.id for i in beside}]) - started
         failed = await wait_results(settings, count, service="poison", timeout_s=300)
         retried = await worker.metric("oscar_stream_jobs_retried_total", service="poison", executor="local")

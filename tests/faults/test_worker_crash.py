@@ -196,15 +196,17 @@ async def test_three_workers_share_one_service_within_its_limit(
             await worker.wait_ready()
         await until(lambda: _owned(workers, [2, 2, 2]), what="two partitions each")
         await notify(settings, objects)
+        half = await wait_results(settings, count // 2)  # every worker still has work: the split is the rates'
         found = await wait_results(settings, count)
     finally:
         for worker in workers:
             worker.stop()
-    by_worker = Counter(next(w.name for w in workers if r["job"].startswith(w.runs_dir)) for r in found)
-    shares = {name: round(n / len(found), 3) for name, n in sorted(by_worker.items())}
+    by_worker = Counter(next(w.name for w in workers if r["job"].startswith(w.runs_dir)) for r in half)
+    shares = {name: round(n / len(half), 3) for name, n in sorted(by_worker.items())}
     runs = _runs(runs_log)
-    figures.update({"inputs": count, "results": len(found), "shares": shares, "concurrency limit": concurrency,
+    figures.update({"inputs": count, "results": len(found), "shares at half-way": shares,
+                    "concurrency limit": concurrency,
                     "peak scripts at once (3 workers)": _peak(runs)})
     assert len({r["invocation_id"] for r in found}) == count and duplicates(found) == 0
-    assert all(0.25 <= share <= 0.42 for share in shares.values()) and len(shares) == 3
+    assert all(0.27 <= share <= 0.4 for share in shares.values()) and len(shares) == 3
     assert _peak(runs) <= concurrency

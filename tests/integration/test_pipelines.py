@@ -93,7 +93,7 @@ async def test_a_jobs_output_and_the_stores_notification_of_it_lead_to_one_invoc
     too; locate must run once."""
     await apply_topics(settings)
     names = TopicNames(settings.kafka.topic_prefix)
-    for item in FDL.iterdir():
+    for item in (f for f in FDL.iterdir() if f.is_file()):
         shutil.copy(item, tmp_path / item.name)
     await apply_services(settings, load_routing_files([tmp_path / "two-stage.yaml"]).table.services)
     ctx = StackContext(stack.settings.stack, settings.kafka.topic_prefix, Progress(quiet=True))
@@ -137,7 +137,7 @@ async def test_a_jobs_output_and_the_stores_notification_of_it_lead_to_one_invoc
 async def test_cross_cluster_pipeline(stack: Stack, tmp_path: Path) -> None:
     """cross-cluster.yaml, unchanged, applied on two clusters: ping-filter runs on the vessel and writes to the
     shore cluster's storage; classifier runs on shore. The vessel forwards the output event to shore's gateway."""
-    for item in FDL.iterdir():
+    for item in (f for f in FDL.iterdir() if f.is_file()):
         shutil.copy(item, tmp_path / item.name)
     shore_gateway = free_port()
     vessel_config = isolated_config(stack, tmp_path / "vessel", cluster_id="vessel", metrics={"port": free_port()})
@@ -174,7 +174,8 @@ async def test_cross_cluster_pipeline(stack: Stack, tmp_path: Path) -> None:
         assert [r["status"] for r in shore_results] == ["succeeded"]
         vessel_results = await _wait_records(vessel, vessel_names.results, lambda r: True, 2)
         kinds = Counter((r["service"], r["executor"], r["status"]) for r in vessel_results)
-        assert kinds == Counter({("ping-filter", "local", "succeeded"): 1, ("classifier", "remote", "succeeded"): 1})
+        assert kinds == Counter({("ping-filter", "local", "succeeded"): 1,
+                                 ("classifier@shore", "remote", "succeeded"): 1})
         forwarded = await _wait_records(shore, shore_names.events, lambda r: r["data"]["key"] == "in/ping-1.dat", 1)
         assert [(r["data"]["storage"], r["data"]["bucket"]) for r in forwarded] == [("minio.default", "classify")]
         check = tmp_path / "check"

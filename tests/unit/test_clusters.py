@@ -23,7 +23,7 @@ def test_remote_service_is_indexed_under_local_names() -> None:
     index = RoutingIndex([localize(detector, "edge")])
     on_cloud_storage = StorageEvent("0" * 32, CREATED, "t", "minio.cloud", "s3", "inference", "in/x.jpg", "put")
     on_edge_storage = StorageEvent("0" * 32, CREATED, "t", "minio.default", "s3", "inference", "in/x.jpg", "put")
-    assert [i.service for i in index.route(on_cloud_storage)] == ["detector"]
+    assert [i.service for i in index.route(on_cloud_storage)] == ["detector@cloud"]  # named where it runs
     assert index.route(on_edge_storage) == []
     assert localize(detector, "cloud") is detector
 

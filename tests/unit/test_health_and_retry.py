@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from oscar_stream.observe.health import Health
+from oscar_stream.health import Health
 from oscar_stream.retry import Backoff, retrying
 
 

@@ -14,7 +14,7 @@ from tests.support.paths import FDL
 
 
 def _copy_samples(tmp_path: Path) -> Path:
-    for item in FDL.iterdir():
+    for item in (f for f in FDL.iterdir() if f.is_file()):
         shutil.copy(item, tmp_path / item.name)
     return tmp_path
 
@@ -85,11 +85,19 @@ def test_bad_resource_quantity(tmp_path: Path) -> None:
     assert ":10: functions.oscar[0].campus.memory: '2 gigs' is not a Kubernetes quantity" in problem
 
 
-def test_duplicate_service_name_across_files(tmp_path: Path) -> None:
+def test_duplicate_service_name_on_one_cluster_across_files(tmp_path: Path) -> None:
     file = _variant(tmp_path, "dcache-input.yaml", "name: shot-summary", "name: pick")
+    file.write_text(file.read_text().replace("- xfel-cluster:", "- campus:"))
     problems = _problems(FDL / "two-stage.yaml", file)
-    assert len(problems) == 1 and "duplicate service name 'pick'" in problems[0]
+    assert len(problems) == 1 and "duplicate service name 'pick' on cluster 'campus'" in problems[0]
     assert "already declared at" in problems[0] and "two-stage.yaml:6" in problems[0]
+
+
+def test_the_same_name_on_two_clusters_is_two_services(tmp_path: Path) -> None:
+    """OSCAR's replica pattern: one file, one service name, two clusters."""
+    file = _variant(tmp_path, "dcache-input.yaml", "name: shot-summary", "name: pick")
+    loaded = load_routing_files([FDL / "two-stage.yaml", file])
+    assert sorted(s.qualified for s in loaded.table.services) == ["locate@campus", "pick@campus", "pick@xfel-cluster"]
 
 
 def test_input_that_can_never_match(tmp_path: Path) -> None:
@@ -102,7 +110,7 @@ def test_pipeline_cycle(tmp_path: Path) -> None:
     file = _variant(tmp_path, "two-stage.yaml", "path: seismic/locations", "path: seismic/waveforms")
     file.write_text(file.read_text().replace("- .json", "- .mseed"))
     [problem] = _problems(file)
-    assert "pipeline cycle: pick -> locate -> pick" in problem
+    assert "pipeline cycle: pick@campus -> locate@campus -> pick@campus" in problem
 
 
 def test_output_filters_that_cannot_match_break_no_cycle(tmp_path: Path) -> None:
@@ -113,20 +121,40 @@ def test_output_filters_that_cannot_match_break_no_cycle(tmp_path: Path) -> None
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     file = _variant(tmp_path, "two-stage.yaml", "memory: 1Gi", "memory: lots")
     file.write_text(file.read_text().replace("image: registry.example/seismo/locator:1.0", "imaeg: x"))
-    problems = _problems(file)
+    with pytest.raises(RoutingFileError) as caught:
+        load_routing_files([file])
+    problems = [str(p) for p in caught.value.problems]
     assert any("memory" in p for p in problems)
-    assert any("unknown field 'imaeg'" in p and "did you mean 'image'?" in p for p in problems)
     assert any("campus.image: is required" in p for p in problems)
+    assert not any("imaeg" in p for p in problems)  # OSCAR ignores unknown keys: in an FDL file, a note
 
 
-def test_unused_oscar_fields_are_notes_not_errors(tmp_path: Path) -> None:
+def test_an_unknown_key_in_an_fdl_file_is_a_note_with_a_suggestion(tmp_path: Path) -> None:
+    file = _variant(tmp_path, "two-stage.yaml", "log_level: DEBUG", "log_level: DEBUG\n      log_levle: INFO\n"
+                    "      brand_new_oscar_field: {x: 1}")
+    notes = [str(n) for n in load_routing_files([file]).notes]
+    assert any("'log_levle' is not known to oscar-stream; ignored (did you mean 'log_level'?)" in n for n in notes)
+    assert any("'brand_new_oscar_field' is not known to oscar-stream; ignored" in n for n in notes)
+
+
+def test_a_typo_in_oscar_streams_own_format_stays_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "table.yaml"
+    file.write_text(OWN_FORMAT.replace("concurrency: 3", "concurency: 3"))
+    [problem] = _problems(file)
+    assert "unknown field 'concurency'" in problem and "did you mean 'concurrency'?" in problem
+
+
+def test_fields_that_change_what_a_job_does_are_warnings_that_say_how(tmp_path: Path) -> None:
     file = _variant(tmp_path, "two-stage.yaml", "log_level: DEBUG", "log_level: DEBUG\n      alpine: false\n"
-                    "      synchronous: {min_scale: 0}")
+                    "      synchronous: {min_scale: 0}\n      mount: {storage_provider: minio, path: seismic/shared}")
     loaded = load_routing_files([file])
-    notes = [str(n) for n in loaded.notes]
-    assert any("'alpine' is accepted but not used" in n for n in notes)
-    assert any("'synchronous' is accepted but not used" in n for n in notes)
-    assert loaded.table.services[0].not_used == ("alpine", "synchronous")
+    warnings = [str(n) for n in loaded.notes if n.level == "warning"]
+    notes = [str(n) for n in loaded.notes if n.level == "note"]
+    assert any("'alpine' is accepted but changes nothing" in n for n in notes)
+    assert any("'synchronous' is accepted but not implemented: POST /run" in w for w in warnings)
+    assert any("'mount' is accepted but not implemented: the job runs without the storage path mounted" in w
+               for w in warnings)
+    assert loaded.table.services[0].not_used == ("alpine", "synchronous", "mount")
 
 
 def test_not_yaml_and_not_a_routing_file(tmp_path: Path) -> None:

@@ -46,7 +46,8 @@ class S3Notify:
 
 
 def versitygw_argv(binary: Path, port: int, root: Path, notify: S3Notify) -> list[str]:
-    argv = [str(binary), "--port", f"127.0.0.1:{port}", "--quiet", "--health", "/health"]
+    # --keep-alive: as MinIO and AWS do; without it versitygw closes the connection after every request.
+    argv = [str(binary), "--port", f"127.0.0.1:{port}", "--quiet", "--health", "/health", "--keep-alive"]
     if notify.kafka_topic and notify.kafka_bootstrap:
         argv += ["--event-kafka-url", notify.kafka_bootstrap, "--event-kafka-topic", notify.kafka_topic,
                  "--event-kafka-key", "versitygw"]
