@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,16 @@ from oscar_stream.stack.stack import Stack
 from tests.support.processes import CliProcess as Process
 from tests.support.stack import isolated_config, write_config
 
-__all__ = ["Arrival", "Process", "bench_settings", "count_until", "machine_busy_seconds", "process_cpu_seconds",
-           "write_results"]
+__all__ = [
+    "Arrival",
+    "Process",
+    "bench_settings",
+    "count_until",
+    "machine_busy_seconds",
+    "process_cpu_seconds",
+    "write_results",
+    "wrk_posts",
+]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -78,6 +88,34 @@ def machine_busy_seconds() -> float:
     """CPU time spent by all cores on anything but idling and waiting for I/O, since boot (Linux /proc)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+_WRK_SCRIPT = """
+counter = 0
+local file = io.open("{body}", "rb")
+local template = file:read("*a")
+file:close()
+local headers = {{["Authorization"] = "{authorization}", ["Content-Type"] = "application/json"}}
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", nil, headers, (string.gsub(template, "FRAMEID", tostring(counter))))
+end
+"""
+
+
+async def wrk_posts(url: str, body: bytes, authorization: str, seconds: float, work: Path) -> int:
+    """wrk (C, one thread, 64 connections) POSTs ``body`` to ``url`` for ``seconds``, each request with the next
+    number in place of ``FRAMEID`` (so every body differs). Returns how many requests were answered; fails
+    unless every answer was a 2xx."""
+    (work / "body.bin").write_bytes(body)
+    (work / "post.lua").write_text(_WRK_SCRIPT.format(body=work / "body.bin", authorization=authorization))
+    wrk = await asyncio.create_subprocess_exec("wrk", "-t1", "-c64", f"-d{seconds:g}s", "-s", str(work / "post.lua"),
+                                               url, stdout=asyncio.subprocess.PIPE)
+    output = (await wrk.communicate())[0].decode()
+    match = re.search(r"(\d+) requests in", output)
+    if match is None or "Non-2xx" in output:
+        raise RuntimeError(f"wrk failed or got errors:\n{output}")
+    return int(match.group(1))
 
 
 def machine() -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from benchmarks.common import (
     machine_busy_seconds,
     process_cpu_seconds,
     write_results,
+    wrk_posts,
 )
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
@@ -149,19 +149,6 @@ async def _normalize_rate(stack: Stack, work: Path, payloads: list[bytes]) -> fl
     return arrival.rate(len(payloads))
 
 
-_WRK_SCRIPT = """
-counter = 0
-local file = io.open("{body}", "rb")
-local template = file:read("*a")
-file:close()
-local headers = {{["Authorization"] = "Bearer {token}", ["Content-Type"] = "application/json"}}
-request = function()
-  counter = counter + 1
-  return wrk.format("POST", nil, headers, (string.gsub(template, "FRAMEID", tostring(counter))))
-end
-"""
-
-
 async def _gateway_rate(stack: Stack, work: Path, seconds: float) -> tuple[float, int, dict[str, float]]:
     """wrk (C, 64 connections) posts distinct notifications for ``seconds``; the rate counts only what came out
     of the worker as canonical events. Also returns the CPU time per event (µs) of the gateway, the worker and
@@ -175,20 +162,13 @@ async def _gateway_rate(stack: Stack, work: Path, seconds: float) -> tuple[float
     try:
         await asyncio.to_thread(worker.wait_http, f"http://127.0.0.1:{settings.metrics.port}/readyz")
         await asyncio.to_thread(gateway.wait_http, f"http://127.0.0.1:{port}/readyz")
-        (work / "body.json").write_bytes(notification(0).replace(b"frame-0000000", b"frame-FRAMEID"))
         token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
-        (work / "post.lua").write_text(_WRK_SCRIPT.format(body=work / "body.json", token=token))
         cpu_before = (process_cpu_seconds(gateway.proc.pid), process_cpu_seconds(worker.proc.pid),
                       machine_busy_seconds())
         started = time.monotonic()
-        wrk = await asyncio.create_subprocess_exec(
-            "wrk", "-t1", "-c64", f"-d{seconds:g}s", "-s", str(work / "post.lua"),
-            f"http://127.0.0.1:{port}/webhook/minio.default", stdout=asyncio.subprocess.PIPE)
-        output = (await wrk.communicate())[0].decode()
-        match = re.search(r"(\d+) requests in", output)
-        if match is None or "Non-2xx" in output:
-            raise RuntimeError(f"wrk failed or got errors:\n{output}")
-        accepted = int(match.group(1))
+        accepted = await wrk_posts(f"http://127.0.0.1:{port}/webhook/minio.default",
+                                   notification(0).replace(b"frame-0000000", b"frame-FRAMEID"), f"Bearer {token}",
+                                   seconds, work)
         finished = (await count_until(settings, names.events, accepted)).seen_at
         gateway_s, worker_s, machine_s = (after - before for after, before in zip(
             (process_cpu_seconds(gateway.proc.pid), process_cpu_seconds(worker.proc.pid), machine_busy_seconds()),

@@ -118,6 +118,26 @@ class GatewaySettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """OSCAR's Manager API on the gateway (``/system/...``, ``/job/<service>``): off unless credentials are set."""
+
+    username: str | None = Field(default=None, description="HTTP Basic user for /system/... (OSCAR's OSCAR_USERNAME)")
+    password: SecretStr | None = None
+    token_secret: SecretStr | None = Field(
+        default=None, description="derives each service's token (with a nonce kept in the service's record): the "
+                                  "same on every gateway replica; changing it changes every service's token")
+    storage: str | None = Field(
+        default=None, pattern=STORAGE_ID_PATTERN,
+        description="the S3 store OSCAR's clients are pointed at (minio_provider): input buckets are created there, "
+                    "and job payloads and logs are kept there (default: the first S3 storage)")
+    bucket: str = Field(default="oscar-stream", description="bucket for job payloads (jobs/) and job logs (logs/)")
+    name: str = Field(default="oscar", description="the cluster name /system/config reports")
+
+    @property
+    def enabled(self) -> bool:
+        return self.username is not None and self.password is not None and self.token_secret is not None
+
+
 class ClusterSettings(_Section):
     """Another cluster running oscar-stream: events for its services are forwarded to its gateway."""
 
@@ -194,6 +214,7 @@ class Settings(BaseSettings):
     sources: list[SourceSettings] = Field(default_factory=list)
     storages: list[StorageSettings] = Field(default_factory=list)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     clusters: list[ClusterSettings] = Field(default_factory=list)
@@ -221,6 +242,12 @@ class Settings(BaseSettings):
 
     def storage(self, storage_id: str) -> StorageSettings | None:
         return next((s for s in self.storages if s.id == storage_id), None)
+
+    def api_storage(self) -> StorageSettings | None:
+        """The S3 store of OSCAR's API (``api.storage``, or the first S3 storage)."""
+        if self.api.storage is not None:
+            return self.storage(self.api.storage)
+        return next((s for s in self.storages if s.kind == "s3"), None)
 
 
 def _format_validation_error(err: ValidationError, origin: str) -> str:

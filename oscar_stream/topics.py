@@ -76,6 +76,10 @@ class TopicNames:
         return f"{self.prefix}.services"
 
     @property
+    def jobs(self) -> str:
+        return f"{self.prefix}.jobs"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 

@@ -10,7 +10,8 @@ import click
 from aiokafka.errors import KafkaError
 
 from oscar_stream.cli.context import friendly_errors, quiet_kafka_client, settings_from
-from oscar_stream.demo.runner import Demo, DemoFailed, format_summary
+from oscar_stream.config import load_settings
+from oscar_stream.demo.runner import Demo, DemoFailed, demo_config_file, format_summary
 from oscar_stream.stack.process import StackError
 from oscar_stream.storage.base import StorageError
 
@@ -32,5 +33,5 @@ def demo(ctx: click.Context, files: int, keep: bool, timeout: int) -> None:
         click.echo(f"[demo {time.monotonic() - started:6.1f}s] {message}")
 
     summary = asyncio.run(Demo(settings, files, keep, timeout, say).run())
-    click.echo(format_summary(summary, settings))
+    click.echo(format_summary(summary, load_settings(demo_config_file(settings)), kept=keep))
     sys.exit(0 if summary.ok else 1)

@@ -29,9 +29,11 @@ def _logging(level: str) -> None:
 def gateway(ctx: click.Context, loglevel: str) -> None:
     """Receive store webhooks (POST /webhook/<source id>) and write them to Kafka."""
     settings = settings_from(ctx)
-    if not any(s.kind == "s3" and s.token for s in settings.sources) and settings.gateway.cluster_token is None:
-        raise UserFacingError("no S3 source with a 'token' is configured; the gateway accepts no anonymous "
-                              "writes. Add sources: [{id: minio.default, kind: s3, token: ...}]")
+    if (not any(s.kind == "s3" and s.token for s in settings.sources) and settings.gateway.cluster_token is None
+            and not settings.api.enabled):
+        raise UserFacingError("the gateway would accept nothing: configure an S3 source with a 'token' (sources: "
+                              "[{id: minio.default, kind: s3, token: ...}]), a gateway.cluster_token, or OSCAR's "
+                              "API (api.username, api.password, api.token_secret); it accepts no anonymous writes")
     _logging(loglevel)
     run_gateway(settings)
 

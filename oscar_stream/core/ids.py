@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 
 def identity_id(*parts: str | None) -> str:
@@ -28,3 +29,9 @@ def normalize_etag(etag: str | None) -> str | None:
         return None
     stripped = etag.strip().strip('"')
     return stripped or None
+
+
+def random_nonce() -> str:
+    """32 random hex digits: what makes a service's token differ from that of a service of the same name deleted
+    before (see api/tokens.py)."""
+    return secrets.token_hex(16)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 class OutRecord:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (deletes the key from a compacted topic)
     headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def size(self) -> int:
         """Bytes Kafka counts against its request limit (value, key and headers; framing aside)."""
-        return len(self.value) + len(self.key or b"") + sum(len(n) + len(v) for n, v in self.headers)
+        return len(self.value or b"") + len(self.key or b"") + sum(len(n) + len(v) for n, v in self.headers)
 
 
 @dataclass(frozen=True, slots=True)

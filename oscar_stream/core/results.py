@@ -12,6 +12,7 @@ from oscar_stream.core.errors import InvalidEvent
 from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.ids import created_object_id
 from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.jobs import LogLocation
 from oscar_stream.core.times import now_rfc3339
 
 ExecutorKind = Literal["local", "kubernetes", "remote"]
@@ -41,6 +42,7 @@ class Result:
     finished_at: str | None = None
     event_time: str | None = None
     outputs: list[StoredObject] = field(default_factory=list)
+    log: LogLocation | None = None  # where the job's log was kept (OSCAR's API serves it from there)
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -50,6 +52,7 @@ class Result:
         try:
             doc: dict[str, Any] = orjson.loads(payload)
             doc["outputs"] = [StoredObject(**o) for o in doc.get("outputs", [])]
+            doc["log"] = LogLocation(**doc["log"]) if isinstance(doc.get("log"), dict) else None
             return cls(**doc)
         except (orjson.JSONDecodeError, TypeError, AttributeError) as err:
             raise InvalidEvent(f"not a result record: {err}") from err

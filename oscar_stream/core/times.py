@@ -14,6 +14,13 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def rfc3339_seconds(moment: datetime) -> str:
+    """``moment`` in UTC to the second (as Kubernetes and OSCAR write times)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def now_rfc3339() -> str:
     return rfc3339(datetime.now(UTC))
 

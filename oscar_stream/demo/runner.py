@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
+import secrets
 import sys
 import time
 import uuid
@@ -21,6 +19,7 @@ import aiohttp
 import orjson
 import yaml
 from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.events import StorageEvent
@@ -29,9 +28,10 @@ from oscar_stream.core.results import Result
 from oscar_stream.demo.data import Expected, csv_file, expected, percentile
 from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.retry import Backoff, retrying
 from oscar_stream.route.files import load_routing_files
 from oscar_stream.stack.components.prometheus import add_scrape_target, remove_scrape_target
-from oscar_stream.stack.process import free_port
+from oscar_stream.stack.process import ProcessRecord, free_port, spawn
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.storage.base import StorageError
 from oscar_stream.storage.s3 import S3Store
@@ -78,10 +78,17 @@ class DemoSummary:
             s.failed for s in self.stages.values())
 
 
-def demo_config(stack: Stack, run_dir: Path, metrics_port: int) -> dict[str, Any]:
+def demo_config_file(settings: Settings) -> Path:
+    return settings.stack.state_dir / "demo" / "oscar-stream.yaml"
+
+
+def demo_config(stack: Stack, run_dir: Path, metrics_port: int, gateway_port: int) -> dict[str, Any]:
     s = stack.settings.stack
     return {
         "app_id": "oscar-demo",
+        # OSCAR's API on the demo's gateway (kept running by --keep): credentials of this run only.
+        "gateway": {"port": gateway_port},
+        "api": {"username": "oscar", "password": secrets.token_urlsafe(12), "token_secret": secrets.token_hex(32)},
         "kafka": {"bootstrap_servers": f"127.0.0.1:{s.kafka_port}", "topic_prefix": stack.settings.kafka.topic_prefix},
         # The stack's versitygw sends its notifications straight to Kafka, with object keys unescaped.
         "sources": [{"id": s.s3_source_id, "kind": "s3", "key_encoding": "raw"}],
@@ -99,7 +106,7 @@ class Demo:
         self.stack = Stack(settings)
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         self.dir = settings.stack.state_dir / "demo"
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.processes: list[ProcessRecord] = []
         self.progress = {stage: StageProgress() for stage in STAGES}
         self.uploaded_at: dict[str, float] = {}
         self.finished_at: dict[str, float] = {}
@@ -115,15 +122,19 @@ class Demo:
         await asyncio.to_thread(self.stack.up, DEFAULT_COMPONENTS)
         self.dir.mkdir(parents=True, exist_ok=True)
         metrics_port = free_port()
-        config_file = self.dir / "oscar-stream.yaml"
-        config_file.write_text(yaml.safe_dump(demo_config(self.stack, self.dir, metrics_port)))
+        config_file = demo_config_file(self.stack.settings)
+        config_file.write_text(yaml.safe_dump(demo_config(self.stack, self.dir, metrics_port, free_port())))
         config_file.chmod(0o600)
         settings = load_settings(config_file)
+        if self.stack.adopted("demo"):
+            self.say("stopping the worker and gateway an earlier demo left running")
+            self.stack.stop("demo")
         try:
             return await self._run(settings, config_file, metrics_port)
         finally:
-            self._stop_worker()
-            remove_scrape_target(self.stack.settings.stack.state_dir, "demo-worker")
+            if not self.keep:
+                self.stack.stop("demo")
+                remove_scrape_target(self.stack.settings.stack.state_dir, "demo-worker")
             if not self.keep and not was_running:
                 self.say("stopping the local stack (use --keep to leave it running)")
                 await asyncio.to_thread(self.stack.down)
@@ -136,7 +147,7 @@ class Demo:
             self.say(f"pipeline: service {name} {action}")
         start_offsets = await self._end_offsets(settings, [names.events, names.invocations, names.results])
         await self._skip_backlog(settings, names)
-        self._start_worker(config_file, metrics_port)
+        self._start(config_file, settings)
         add_scrape_target(self.stack.settings.stack.state_dir, "demo-worker", f"127.0.0.1:{metrics_port}")
         store = S3Store(settings.storages[0])
         contents: dict[str, bytes] = {}
@@ -155,24 +166,13 @@ class Demo:
         return DemoSummary(self.run_id, self.files, self.progress, verified, mismatches, elapsed, latencies,
                            await self._launched(metrics_port))
 
-    def _start_worker(self, config_file: Path, metrics_port: int) -> None:
-        log = self.worker_log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self.say(f"starting a worker (normalize, route, launch; local executor); log: {log}")
-        with log.open("ab") as out:
-            self.worker = subprocess.Popen(
-                [sys.executable, "-m", "oscar_stream", "--config", str(config_file), "worker"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, stdin=subprocess.DEVNULL,
-            )
-
-    def _stop_worker(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGTERM)
-            try:
-                self.worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.worker.pid, signal.SIGKILL)
-                self.worker.wait()
+    def _start(self, config_file: Path, settings: Settings) -> None:
+        self.say(f"starting a worker (normalize, route, launch; local executor) and a gateway with OSCAR's API "
+                 f"on port {settings.gateway.port}; logs: {self.worker_log.parent}")
+        command = [sys.executable, "-m", "oscar_stream", "--config", str(config_file)]
+        self.processes = [spawn("demo-worker", [*command, "worker"], self.worker_log),
+                          spawn("demo-gateway", [*command, "gateway"], self.worker_log.parent / "demo-gateway.log")]
+        self.stack.adopt("demo", self.processes)
 
     async def _upload(self, store: S3Store) -> dict[str, bytes]:
         contents = {f"{self.run_id}-{i:04d}": csv_file(self.run_id, i) for i in range(self.files)}
@@ -209,13 +209,19 @@ class Demo:
                               (agent_group(app_id, "route"), [names.events]),
                               (agent_group(app_id, "launch"), [names.invocations])):
             ends = await self._end_offsets(settings, topics)
-            mover = consumer(settings.kafka, group_id=group)
-            await mover.start()
-            try:
-                mover.assign(list(ends))
-                await mover.commit(ends)
-            finally:
-                await mover.stop()
+
+            async def move(ends: dict[TopicPartition, int] = ends, group: str = group) -> None:
+                mover = consumer(settings.kafka, group_id=group)
+                await mover.start()
+                try:
+                    mover.assign(list(ends))
+                    await mover.commit(ends)
+                finally:
+                    await mover.stop()
+
+            # Refused while a worker of an earlier demo is still a member (until its session times out).
+            await retrying(move, what=f"moving {group} past old work", retryable=lambda e: isinstance(
+                e, CommitFailedError), attempts=30, backoff=Backoff(0.5, 2.0))
 
     async def _follow(self, settings: Settings, names: TopicNames, start: dict[TopicPartition, int]) -> None:
         """Watch this run's files go by on events, invocations and results."""
@@ -280,8 +286,9 @@ class Demo:
         last = ""
         try:
             while True:
-                if self.worker is not None and self.worker.poll() is not None:
-                    raise DemoFailed(f"the worker stopped (exit {self.worker.returncode}); see {self.worker_log}")
+                for record in self.processes:
+                    if not record.alive():
+                        raise DemoFailed(f"the {record.component} stopped; see {record.log}")
                 if follower.done():
                     follower.result()
                 finished = all(p.done >= self.files for p in self.progress.values())
@@ -328,7 +335,7 @@ class Demo:
         return verified, problems
 
 
-def format_summary(summary: DemoSummary, settings: Settings) -> str:
+def format_summary(summary: DemoSummary, settings: Settings, kept: bool = False) -> str:
     s = settings.stack
     lines = ["", f"Demo run {summary.run_id}: {summary.files} files in, checked {summary.verified} reports"
                  f" ({'all correct' if summary.ok else 'PROBLEMS BELOW'})"]
@@ -355,5 +362,14 @@ def format_summary(summary: DemoSummary, settings: Settings) -> str:
         "  Grafana      import deploy/grafana/oscar-stream-dashboard.json",
         f"  logs         {s.state_dir / 'logs'}",
     ]
+    api = settings.api
+    if kept and api.password is not None:
+        url = f"http://127.0.0.1:{settings.gateway.port}"
+        lines += [
+            f"  OSCAR's API  {url} (user {api.username}, password {api.password.get_secret_value()}); the worker and",
+            "               the gateway keep running until `oscar-stream stack down`. With OSCAR's Python client:",
+            f"               Client({{'cluster_id': 'oscar-demo', 'endpoint': '{url}', 'user': '{api.username}',",
+            f"                        'password': '{api.password.get_secret_value()}', 'ssl': False}}).list_services()",
+        ]
     return "\n".join(lines)
 

@@ -5,13 +5,29 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.jobs import JobStatus
 from oscar_stream.core.results import ExecutorKind, Result
+from oscar_stream.executors.log_archive import LogArchive
 from oscar_stream.route.model import ServiceSpec
 
 ResultSink = Callable[[Result], Awaitable[None]]
 """Publishes a result and its output events; returns once Kafka acknowledged them (retrying meanwhile)."""
+
+
+class JobUpdates(Protocol):
+    """Where an executor reports a job's progress for OSCAR's API (worker/job_journal.py)."""
+
+    def update(self, service: str, invocation_id: str, executor: str, status: JobStatus,
+               creation_time: str | None = None, start_time: str | None = None) -> None: ...
+
+
+class NoJobUpdates:
+    def update(self, service: str, invocation_id: str, executor: str, status: JobStatus,
+               creation_time: str | None = None, start_time: str | None = None) -> None:
+        pass
 
 
 class Permit:
@@ -71,6 +87,8 @@ class Executor(ABC):
         self.limiter = limiter
         self.owns: Callable[[str], bool] = lambda invocation_id: True
         """Whether this worker owns the invocation's partition (and so publishes its result)."""
+        self.jobs: JobUpdates = NoJobUpdates()
+        self.logs: LogArchive | None = None  # keeps each job's log for OSCAR's API, when it is on
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect, and adopt jobs that were already running."""

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -281,8 +281,12 @@ class KubernetesExecutor(Executor):
             metrics.JOBS_ACTIVE.labels(permit.service, self.kind).dec()
 
     async def _observe(self, job: dict[str, Any]) -> None:
-        view = JobView.of(job, self._jobs.get(job["metadata"]["name"]))
+        known = self._jobs.get(job["metadata"]["name"])
+        view = JobView.of(job, known)
         self._jobs[view.name] = view
+        if view.running and not (known and known.running) and self.owns(view.invocation_id):
+            self.jobs.update(view.service, view.invocation_id, self.kind, "Running", view.creation_time,
+                             job_status.time_text(view.started))
         await self._settle(view)
 
     async def _settle(self, view: JobView) -> None:
@@ -297,7 +301,10 @@ class KubernetesExecutor(Executor):
         if view.published:
             self._drop_permit(view.name)
             return
-        await self.sink(await self._result(view))
+        result = await self._result(view)
+        if self.logs is not None:
+            result = replace(result, log=await self.logs.keep(view.service, view.name, await self._pod_log(view.name)))
+        await self.sink(result)
         view.published = True
         self._drop_permit(view.name)
         (metrics.JOBS_SUCCEEDED if view.ended.status == "succeeded" else metrics.JOBS_FAILED).labels(
@@ -334,6 +341,26 @@ class KubernetesExecutor(Executor):
             outputs=await self._outputs(view.name) if view.ended.status == "succeeded" else [],
         )
 
+    async def _pod_log(self, name: str) -> bytes:
+        """The script's log (and a helper's, when the job failed in it), or why there is none."""
+        core = client.CoreV1Api(self.api)
+        try:
+            pods = await self._call("list pods", core.list_namespaced_pod, self.namespace,
+                                    label_selector=f"job-name={name}")
+            parts = []
+            for pod in pods.items:
+                statuses = [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+                failed = {st.name for st in statuses
+                          if st.state and st.state.terminated and st.state.terminated.exit_code != 0}
+                for container in ("script", *sorted(failed - {"script"})):
+                    text = await self._call(f"read the log of {name}", core.read_namespaced_pod_log,
+                                            pod.metadata.name, self.namespace, container=container)
+                    parts.append(text if container == "script" else f"\n--- {container} ---\n{text}")
+            return "".join(parts).encode() if parts else b"(the job's pod is gone: no log)\n"
+        except (ApiException, TimeoutError, OSError) as err:
+            reason = _api_reason(err) if isinstance(err, ApiException) else f"{type(err).__name__}: {err}"
+            return f"(Kubernetes could not give the pod's log: {reason})\n".encode()
+
     async def _outputs(self, name: str) -> list[StoredObject]:
         """What the upload container reported in its termination message."""
         pods = await self._call("list pods", client.CoreV1Api(self.api).list_namespaced_pod, self.namespace,
@@ -359,6 +386,8 @@ class JobView:
     invocation_id: str
     event_id: str
     event_time: str | None
+    creation_time: str | None
+    running: bool
     references: set[str]
     ended: job_status.Finished | None
     started: datetime | None
@@ -378,6 +407,8 @@ class JobView:
             invocation_id=labels.get(job_spec.LABEL_INVOCATION, ""),
             event_id=labels.get(job_spec.LABEL_EVENT, ""),
             event_time=annotations.get(job_spec.ANNOTATION_EVENT_TIME),
+            creation_time=job_status.time_text(job_status.parse_time(metadata.get("creationTimestamp"))),
+            running=ended is None and bool(status.get("active") or status.get("ready")),
             # a Job's pod template never changes
             references=known.references if known else job_status.referenced_objects(job),
             ended=ended,

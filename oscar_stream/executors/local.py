@@ -13,6 +13,7 @@ from pathlib import Path
 
 from oscar_stream import metrics
 from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.jobs import job_name
 from oscar_stream.core.results import Result
 from oscar_stream.core.times import now_rfc3339
 from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
@@ -63,6 +64,10 @@ class LocalExecutor(Executor):
             permit = await self.limiter.acquire(service.name)
         metrics.JOB_DURATION.labels(*labels).observe(time.monotonic() - started)
         (metrics.JOBS_SUCCEEDED if result.status == "succeeded" else metrics.JOBS_FAILED).labels(*labels).inc()
+        if self.logs is not None and result.logs:
+            result = replace(result, log=await self.logs.keep_file(service.name, job_name(service.name,
+                                                                                        invocation.id),
+                                                                   Path(result.logs)))
         await self.sink(result)
 
     async def _run_once(self, invocation: Invocation, service: ServiceSpec, attempt: int) -> Result:
@@ -70,6 +75,7 @@ class LocalExecutor(Executor):
         run_dir = job_dir / f"attempt-{attempt}"
         input_dir, output_dir, log = job_dir / "input", run_dir / "output", run_dir / "log.txt"
         staged = await asyncio.to_thread(_prepare, input_dir, output_dir, attempt > 0)
+        self.jobs.update(service.name, invocation.id, self.kind, "Running", start_time=now_rfc3339())
         started = Result(invocation.id, service.name, invocation.event.id, "failed", self.kind, job=str(run_dir),
                          logs=str(log), started_at=now_rfc3339(), event_time=invocation.event.time)
         try:

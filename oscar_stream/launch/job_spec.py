@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from oscar_stream.core import jobs
 from oscar_stream.core.ids import identity_id
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.launch.contract import contract_variables, input_file_name
@@ -59,13 +60,11 @@ INPUT_DIR = f"{WORK}/input"
 OUTPUT_DIR = f"{WORK}/output"
 SCRIPT_PATH = f"{WORK}/script/script.sh"
 HELPER_CONFIG = "/etc/oscar-stream/storage.yaml"
-_DNS = re.compile(r"[^a-z0-9-]+")
 
 
 def job_name(invocation: Invocation) -> str:
-    """DNS-1123, <= 63 characters, derived from the invocation id: a redelivery gets the same name (409)."""
-    service = _DNS.sub("-", invocation.service.lower()).strip("-")[:39]
-    return f"{service}-{invocation.id[:23]}"
+    """The Job's name (see core/jobs.py): a redelivered invocation gets the same name, so a second create is 409."""
+    return jobs.job_name(invocation.service, invocation.id)
 
 
 def _version_suffix(service: ServiceSpec, deployment: str) -> str:

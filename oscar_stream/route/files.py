@@ -25,7 +25,7 @@ from oscar_stream.route.pipeline import find_cycles
 from oscar_stream.route.problems import Note, Problem, RoutingFileError
 from oscar_stream.route.reader import Reader
 from oscar_stream.route.service_reader import STORAGE_TYPES, ServiceReader
-from oscar_stream.route.yaml_source import YamlLoadError, YamlPath, load_yaml
+from oscar_stream.route.yaml_source import YamlDocument, YamlLoadError, YamlPath, load_yaml
 
 OWN_FORMAT = "oscar-stream/v1"
 _CLUSTER_FIELDS = {"endpoint", "auth_user", "auth_password", "ssl_verify"}
@@ -77,9 +77,12 @@ def _clusters(r: Reader, raw: Any, path: YamlPath, fdl: bool) -> list[ClusterSpe
     return clusters
 
 
-def _read_file(file: Path) -> tuple[Reader, list[tuple[ServiceSpec, int | None]], list[StorageProviderSpec],
-                                     list[ClusterSpec]]:
-    doc = load_yaml(file)
+Found = tuple[Reader, list[tuple[ServiceSpec, int | None]], list[StorageProviderSpec], list[ClusterSpec]]
+
+
+def read_document(doc: YamlDocument, scripts_inline: bool = False) -> Found:
+    """The services, storage providers and clusters of one routing document (a file, or a service sent to OSCAR's
+    API: then ``script`` holds the script itself, not a file name)."""
     r = Reader(doc)
     top = r.mapping(doc.data, (), required=True)
     if top is None:
@@ -95,7 +98,7 @@ def _read_file(file: Path) -> tuple[Reader, list[tuple[ServiceSpec, int | None]]
                   f"start the file with 'functions:' (FDL) or 'version: {OWN_FORMAT}'")
     providers = _storage_providers(r, top.get("storage_providers"), ("storage_providers",), fdl)
     clusters = _clusters(r, top.get("clusters"), ("clusters",), fdl)
-    services_reader = ServiceReader(r, {p.id for p in providers}, {c.id for c in clusters}, fdl)
+    services_reader = ServiceReader(r, {p.id for p in providers}, {c.id for c in clusters}, fdl, scripts_inline)
     services: list[tuple[ServiceSpec, int | None]] = []
     if own:
         cluster = r.string(top.get("cluster"), ("cluster",))
@@ -132,7 +135,7 @@ def load_routing_files(files: Iterable[Path]) -> LoadedTable:
     clusters: dict[str, ClusterSpec] = {}
     for file in files:
         try:
-            reader, found, file_providers, file_clusters = _read_file(file)
+            reader, found, file_providers, file_clusters = read_document(load_yaml(file))
         except YamlLoadError as err:
             problems.append(Problem(err.file, err.line, (), err.message))
             continue

@@ -97,6 +97,8 @@ class ServiceSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     not_used: tuple[str, ...] = ()  # OSCAR fields accepted from the file that oscar-stream does not implement
+    oscar_fields: Mapping[str, Any] = field(default_factory=dict)  # those fields as given, to answer OSCAR's API
+    token_nonce: str | None = None  # with the deployment's secret, derives the service's token (never stored)
 
     @property
     def qualified(self) -> str:
@@ -117,6 +119,7 @@ class ServiceSpec:
         record["secrets"] = dict(self.secrets)
         record["labels"] = dict(self.labels)
         record["annotations"] = dict(self.annotations)
+        record["oscar_fields"] = dict(self.oscar_fields)
         if with_version:
             record["version"] = self.version
         return record

@@ -58,11 +58,13 @@ def storage_id(value: str) -> str:
 
 
 class ServiceReader:
-    def __init__(self, reader: Reader, declared_storages: set[str], cluster_ids: set[str], fdl: bool = False) -> None:
+    def __init__(self, reader: Reader, declared_storages: set[str], cluster_ids: set[str], fdl: bool = False,
+                 scripts_inline: bool = False) -> None:
         self.r = reader
         self.declared_storages = declared_storages
         self.cluster_ids = cluster_ids
         self.fdl = fdl  # an OSCAR FDL file: unknown keys are notes, not problems (OSCAR ignores them)
+        self.scripts_inline = scripts_inline  # OSCAR's API: 'script' is the script, not the name of a file
         self._service_scope: set[str] = set()  # providers declared inside the service being read
 
     def read(self, raw: Any, path: YamlPath, cluster: str | None) -> ServiceSpec | None:
@@ -117,9 +119,10 @@ class ServiceReader:
         }
         if name is None or image is None or script is None:
             return None
+        extras = {key: value for key, value in body.items() if key not in known and key != "storage_providers"}
         return ServiceSpec(
             name=name, image=image, script=script, cluster=cluster, gpus=gpus, variables=variables,
-            secrets=secrets, inputs=inputs, outputs=outputs, not_used=unused, **spec_fields,
+            secrets=secrets, inputs=inputs, outputs=outputs, not_used=unused, oscar_fields=extras, **spec_fields,
         )
 
     def _report_unused(self, body: dict[str, Any], path: YamlPath, unused: tuple[str, ...]) -> None:
@@ -152,6 +155,8 @@ class ServiceReader:
             return None
         if inline is not None:
             return inline
+        if self.scripts_inline and reference is not None:
+            return reference
         if reference is None:
             r.problem((*path, "script"), "is required", "the path of a shell script, relative to this file")
             return None

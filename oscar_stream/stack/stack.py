@@ -83,7 +83,7 @@ class Stack:
                 if self.running(name):
                     progress.say(name, "already running")
                     continue
-                self._stop(name)
+                self.stop(name)
                 if name in slow:
                     progress.say(name, "waiting for its build to finish")
                     slow[name].result()
@@ -108,19 +108,32 @@ class Stack:
         created = [c.topic for c in changes if c.action != "unchanged"]
         self.ctx.progress.say("kafka", f"topics ready ({len(changes)} declared, changed: {created or 'none'})")
 
-    def _stop(self, name: str) -> None:
+    def stop(self, name: str) -> None:
+        """Stop one component's (or adopted group's) processes and forget them."""
         records = self._records()
         for record in reversed(records.pop(name, [])):
             terminate(record)
         self._save(records)
 
+    def adopted(self, name: str) -> bool:
+        """Whether processes recorded under ``name`` are still alive."""
+        return any(r.alive() for r in self._records().get(name, []))
+
+    def adopt(self, name: str, records: list[ProcessRecord]) -> None:
+        """Processes started next to the stack (the demo's worker and gateway): recorded at once, so that
+        ``down`` (or the next demo) stops them even when whoever started them was killed."""
+        all_records = self._records()
+        all_records[name] = records
+        self._save(all_records)
+
     def down(self, names: tuple[str, ...] | None = None) -> list[str]:
-        """Stop exactly the processes ``up`` started (by pid), dependents first."""
+        """Stop exactly the processes ``up`` (or ``adopt``) started (by pid), dependents first."""
         present = list(self._records())
-        chosen = [n for n in reversed(ALL_COMPONENTS) if n in present and (names is None or n in names)]
+        adopted = [n for n in present if n not in ALL_COMPONENTS and names is None]
+        chosen = adopted + [n for n in reversed(ALL_COMPONENTS) if n in present and (names is None or n in names)]
         for name in chosen:
             self.ctx.progress.say(name, "stopping")
-            self._stop(name)
+            self.stop(name)
         return chosen
 
     def status(self) -> list[ComponentStatus]:

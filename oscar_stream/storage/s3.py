@@ -71,6 +71,34 @@ class S3Store:
         return StoredObject(self.storage_id, bucket, key, size, normalize_etag(response.get("ETag")),
                             response.get("VersionId"))
 
+    async def put_bytes(self, data: bytes, bucket: str, key: str) -> StoredObject:
+        try:
+            response = await (await self._s3()).put_object(Bucket=bucket, Key=key, Body=data)
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(f"{self.storage_id}: upload to s3://{bucket}/{key} failed: {err}") from err
+        return StoredObject(self.storage_id, bucket, key, len(data), normalize_etag(response.get("ETag")),
+                            response.get("VersionId"))
+
+    async def get_bytes(self, bucket: str, key: str) -> bytes | None:
+        """The object's content, or None if there is no such object."""
+        try:
+            response = await (await self._s3()).get_object(Bucket=bucket, Key=key)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+                return data
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                return None
+            raise StorageError(f"{self.storage_id}: download of s3://{bucket}/{key} failed: {err}") from err
+        except BotoCoreError as err:
+            raise StorageError(f"{self.storage_id}: download of s3://{bucket}/{key} failed: {err}") from err
+
+    async def delete(self, bucket: str, key: str) -> None:
+        try:
+            await (await self._s3()).delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as err:
+            raise StorageError(f"{self.storage_id}: deleting s3://{bucket}/{key} failed: {err}") from err
+
     async def ensure_bucket(self, bucket: str) -> None:
         client = await self._s3()
         try:

@@ -43,6 +43,7 @@ from oscar_stream.core.results import Result
 from oscar_stream.core.times import age_seconds
 from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
 from oscar_stream.executors.local import LocalExecutor
+from oscar_stream.executors.log_archive import LogArchive
 from oscar_stream.executors.remote import RemoteForwarder
 from oscar_stream.kafka.clients import all_partitions, group_member
 from oscar_stream.kafka.resilient_producer import ResilientProducer
@@ -52,6 +53,7 @@ from oscar_stream.route.model import ServiceSpec
 from oscar_stream.storage.registry import Stores
 from oscar_stream.topics import agent_group
 from oscar_stream.worker.context import WorkerContext
+from oscar_stream.worker.job_journal import JobJournal
 from oscar_stream.worker.ledger import ResultLedger
 from oscar_stream.worker.offsets import OffsetTracker
 from oscar_stream.worker.result_publisher import ResultPublisher
@@ -100,11 +102,15 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self.ledger = ResultLedger(self.kafka, ctx.names.results, ctx.names.invocations,
                                    settings.worker.result_lookback_s)
         self.partitions = 1  # of the invocations topic, known once started
-        self.publish = ResultPublisher(self.producer, ctx.names, self.ledger, self.partitions, self.health)
+        self.journal = JobJournal(self.producer, ctx.names.jobs, enabled=settings.api.enabled)
+        self.publish = ResultPublisher(self.producer, ctx.names, self.ledger, self.partitions, self.health,
+                                       self.journal)
         self.limiter = Limiter(self._share)
         self.executor = (executor_factory or default_executor)(ctx, self.publish, self.limiter)
         self.forwarder = RemoteForwarder(self.publish, self.limiter, settings)
-        self.executor.owns = self.forwarder.owns = self._owns
+        archive = LogArchive.from_settings(settings)
+        for executor in (self.executor, self.forwarder):
+            executor.owns, executor.jobs, executor.logs = self._owns, self.journal, archive
         self.owned: set[int] = set()
         self.loading: set[int] = set()  # owned, but their results are not known yet
         self._taking_over: asyncio.Task[None] | None = None
@@ -134,11 +140,12 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
     async def run(self) -> None:
         await self.ctx.services.ready.wait()
         await self.executor.start()
-        pruning = asyncio.ensure_future(self._prune_forever())
+        helpers = [asyncio.ensure_future(self._prune_forever()), asyncio.ensure_future(self.journal.run())]
         try:
             await run_supervised("launch", self._run_once, self.health)
         finally:
-            pruning.cancel()
+            for helper in helpers:
+                helper.cancel()
             await self.executor.stop()
             await self.forwarder.stop()
             await self.producer.stop()
@@ -241,6 +248,8 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
                 del self.items[key]
                 if item.task is not None:
                     item.task.cancel()
+                if item.invocation is not None:
+                    self.journal.forget(item.invocation.service, item.invocation.id)
         for name, queue in self.queues.items():
             self.queued -= queue.drop(lost)
             metrics.INVOCATIONS_QUEUED.labels(name).set(len(queue))
@@ -305,6 +314,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             self._start(item, self.publish(Result.failed(invocation, self.executor.kind, reason)))
             return
         item.service = service
+        self.journal.update(service.name, invocation.id, self.executor.kind, "Pending")
         self.queues.setdefault(service.name, ServiceQueue()).append(item.partition, item)
         self.queued += 1
         metrics.INVOCATIONS_QUEUED.labels(service.name).set(len(self.queues[service.name]))

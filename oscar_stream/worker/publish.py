@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import replace
 
 import orjson
 
 from oscar_stream.config import Settings
 from oscar_stream.core.errors import OscarStreamError
+from oscar_stream.core.ids import random_nonce
 from oscar_stream.kafka.clients import all_partitions, consumer, reliable_producer
 from oscar_stream.route.clusters import service_key
 from oscar_stream.route.model import ServiceSpec
@@ -84,6 +86,8 @@ async def apply_services(settings: Settings, services: Iterable[ServiceSpec]) ->
         pending = []
         for key, service in keyed:
             old = existing.get(key)
+            # the token's nonce is kept across updates (the service keeps its token), new for a new service
+            service = replace(service, token_nonce=old.token_nonce if old and old.token_nonce else random_nonce())
             if old is not None and old.version == service.version:
                 report.append((key, "unchanged"))
                 continue

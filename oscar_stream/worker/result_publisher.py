@@ -19,6 +19,7 @@ from oscar_stream.kafka.partitioner import partition_for
 from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.retry import Backoff
 from oscar_stream.topics import TopicNames
+from oscar_stream.worker.job_journal import JobJournal
 from oscar_stream.worker.ledger import ResultLedger
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 
 class ResultPublisher:
     def __init__(self, producer: ResilientProducer, names: TopicNames, ledger: ResultLedger, partitions: int,
-                 health: Component) -> None:
+                 health: Component, journal: JobJournal) -> None:
         self._producer = producer
+        self._journal = journal
         self._names = names
         self._ledger = ledger
         self.partitions = partitions
@@ -60,5 +62,6 @@ class ResultPublisher:
                             type(err).__name__, err)
                 await backoff.wait()
         self._ledger.add(partition, result.invocation_id)
+        self._journal.ended(result)
         if result.outputs:
             metrics.OUTPUTS_PUBLISHED.labels(result.service).inc(len(result.outputs))

@@ -4,7 +4,6 @@ every worker (no consumer group), so ``oscar-stream apply`` changes routing ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -13,12 +12,10 @@ import orjson
 from oscar_stream import metrics
 from oscar_stream.config import KafkaSettings
 from oscar_stream.health import Component
-from oscar_stream.kafka.clients import all_partitions, consumer
-from oscar_stream.retry import Backoff
 from oscar_stream.route.clusters import is_local, localize
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import ServiceSpec
-from oscar_stream.worker.supervision import run_supervised
+from oscar_stream.worker.compacted_topic import follow_compacted
 
 log = logging.getLogger(__name__)
 
@@ -58,35 +55,4 @@ class ServicesTable:
 
     async def run(self, health: Component | None = None) -> None:
         """Follow the topic forever; after a failure (Kafka away), read it again from the start."""
-        watched = health or Component("services")
-
-        async def follow(backoff: Backoff) -> None:
-            await self._follow(watched, backoff)
-
-        await run_supervised("services", follow, watched, after_failure=f"reading {self._topic} again")
-
-    async def _follow(self, health: Component, backoff: Backoff) -> None:
-        timeout = self._kafka.delivery_timeout_s
-        reader = consumer(self._kafka, group_id=None, enable_auto_commit=False)
-        try:
-            await asyncio.wait_for(reader.start(), timeout)
-            partitions = await asyncio.wait_for(all_partitions(self._kafka, self._topic), timeout)
-            reader.assign(partitions)
-            await reader.seek_to_beginning(*partitions)
-            end = await asyncio.wait_for(reader.end_offsets(partitions), timeout)
-            while True:
-                health.beat()
-                batch = await reader.getmany(timeout_ms=500)
-                for messages in batch.values():
-                    for message in messages:
-                        self.apply(message.key, message.value)
-                if health.state != "running":
-                    positions = {tp: await reader.position(tp) for tp in partitions}
-                    if all(positions[tp] >= end[tp] for tp in partitions):
-                        log.info("routing table loaded: %d services", len(self.index))
-                        self.ready.set()
-                        health.running()
-                        backoff.reset()
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(reader.stop(), timeout)
+        await follow_compacted(self._kafka, self._topic, self.apply, health or Component("services"), self.ready)

@@ -5,8 +5,10 @@ dead-letters — exactly as many as the pure normalize stage gives for the same 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,22 @@ pytestmark = pytest.mark.stack
 GATEWAY_PAYLOADS, RAW_PAYLOADS = 10_000, 2_000
 
 
-async def _post_all(url: str, token: str, bodies: list[bytes]) -> list[int]:
-    gate = asyncio.Semaphore(32)
+async def _post_all(url: str, token: str, bodies: Iterator[bytes]) -> tuple[Counter[int], list[bytes]]:
+    """Every answer's status, and the bodies answered 200 (the others are not kept: some are over 1 MB)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    answers: Counter[int] = Counter()
+    taken: list[bytes] = []
     async with aiohttp.ClientSession() as http:
-        async def post(body: bytes) -> int:
-            async with gate, http.post(url, data=body, headers=headers) as response:
+        async def post(body: bytes) -> None:
+            async with http.post(url, data=body, headers=headers) as response:
                 await response.read()
-                return response.status
+                answers[response.status] += 1
+                if response.status == 200:
+                    taken.append(body)
 
-        return list(await asyncio.gather(*(post(b) for b in bodies)))
+        while chunk := list(itertools.islice(bodies, 32)):
+            await asyncio.gather(*(post(b) for b in chunk))
+    return answers, taken
 
 
 async def test_fuzzed_notifications_are_answered_or_dead_lettered_never_dropped(
@@ -54,14 +62,13 @@ async def test_fuzzed_notifications_are_answered_or_dead_lettered_never_dropped(
     try:
         await asyncio.to_thread(gateway.wait_http, f"http://127.0.0.1:{port}/readyz")
         await worker.wait_ready()
-        bodies = list(fuzz.payloads(GATEWAY_PAYLOADS, seed=13))
         token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
-        statuses = await _post_all(f"http://127.0.0.1:{port}/webhook/minio.default", token, bodies)
+        answered, taken = await _post_all(f"http://127.0.0.1:{port}/webhook/minio.default", token,
+                                          fuzz.payloads(GATEWAY_PAYLOADS, seed=13))
         rng = random.Random(31)
         direct = [(body, fuzz.headers(rng)) for body in fuzz.payloads(RAW_PAYLOADS, seed=29)]
         await produce_records(settings, raw_topic, [(None, body, headers) for body, headers in direct])
 
-        taken = [b for b, status in zip(bodies, statuses, strict=True) if status == 200]
         expected = Counter[str]()
         sources = {s.id: s for s in settings.sources}
         for body, headers in [*((b, []) for b in taken), *direct]:
@@ -83,8 +90,7 @@ async def test_fuzzed_notifications_are_answered_or_dead_lettered_never_dropped(
     finally:
         gateway.stop()
         worker.stop()
-    answered = Counter(statuses)
-    figures.update({"gateway requests": len(bodies), "answers": dict(sorted(answered.items())),
+    figures.update({"gateway requests": sum(answered.values()), "answers": dict(sorted(answered.items())),
                     "raw records (gateway + direct)": len(raw), "direct raw records": len(direct),
                     "events": len(events), "dead-letters": len(dead), "ignored (test messages)": expected["ignored"],
                     "expected events": expected["events"], "expected dead-letters": expected["dead-letters"],

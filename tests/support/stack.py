@@ -3,13 +3,18 @@ settings (a unique topic prefix, so tests never see each other's records)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from oscar_stream.config import Settings, load_settings
+from oscar_stream.stack.components.base import StackContext
+from oscar_stream.stack.components.versitygw import S3Notify, start_versitygw
+from oscar_stream.stack.process import free_port, terminate
 from oscar_stream.stack.progress import Progress
 from oscar_stream.stack.stack import Stack
 
@@ -50,3 +55,18 @@ def isolated_config(stack: Stack, work: Path, **extra: Any) -> dict[str, Any]:
 def write_config(config: dict[str, Any], path: Path) -> Settings:
     path.write_text(yaml.safe_dump(config))
     return load_settings(path)
+
+
+@contextlib.contextmanager
+def notifying_store(stack: Stack, raw_topic: str, work: Path) -> Iterator[str]:
+    """A versitygw of the test's own whose notifications go to ``raw_topic`` (the stack's own S3 server
+    notifies the stack's default prefix); yields its endpoint."""
+    ctx = StackContext(stack.settings.stack, raw_topic.split(".", 1)[0], Progress(quiet=True))
+    port = free_port()
+    record = start_versitygw(ctx, f"s3-{port}", port, work / "buckets",
+                             S3Notify(kafka_bootstrap=f"127.0.0.1:{stack.settings.stack.kafka_port}",
+                                      kafka_topic=raw_topic), work / "versitygw.log")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        terminate(record)

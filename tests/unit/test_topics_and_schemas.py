@@ -33,7 +33,7 @@ def test_every_topic_is_declared_once_per_source() -> None:
         SourceSettings(id="webdav.dcache", kind="dcache", url="https://d:3880", subscriptions=[DcachePath(path="/d")]),
     ])
     names = sorted(desired_topics(settings))
-    assert names == ["oscar.deadletter", "oscar.events", "oscar.invocations", "oscar.raw.minio.default",
+    assert names == ["oscar.deadletter", "oscar.events", "oscar.invocations", "oscar.jobs", "oscar.raw.minio.default",
                      "oscar.raw.webdav.dcache", "oscar.results", "oscar.services"]
     assert desired_topics(settings)["oscar.services"].config["cleanup.policy"] == "compact"
 
