@@ -59,12 +59,18 @@ cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").out"
 
 
 class Deployment:
-    def __init__(self, url: str, settings: Settings, work: Path) -> None:
-        self.url, self.settings, self.work = url, settings, work
+    """Two gateway replicas (``url`` and ``replica_url``) and two workers in one group, as a user scales out."""
+
+    def __init__(self, url: str, replica: Gateway, settings: Settings, work: Path) -> None:
+        self.url, self.replica, self.settings, self.work = url, replica, settings, work
         self.auth = (USER, PASSWORD)
 
-    def client(self) -> Client:
-        return Client({"cluster_id": CLUSTER, "endpoint": self.url, "user": USER, "password": PASSWORD,
+    @property
+    def replica_url(self) -> str:
+        return self.replica.url
+
+    def client(self, url: str | None = None) -> Client:
+        return Client({"cluster_id": CLUSTER, "endpoint": url or self.url, "user": USER, "password": PASSWORD,
                        "ssl": False})
 
     def fdl(self, name: str, greeting: str = "Hello") -> Path:
@@ -76,27 +82,50 @@ class Deployment:
         return path
 
 
+class Gateway:
+    def __init__(self, config: dict[str, Any], work: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_file = work / f"{name}.yaml"
+        self.work, self.name, self.starts = work, name, 0
+        write_config({**config, "gateway": {"port": self.port}}, self.config_file)
+        self.process: CliProcess | None = None
+
+    def start(self) -> None:
+        self.starts += 1
+        self.process = CliProcess(self.config_file, "gateway", log=self.work / f"{self.name}-{self.starts}.log")
+        self.process.wait_http(f"{self.url}/readyz")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
 @pytest.fixture(scope="module")
 def deployment(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     work = tmp_path_factory.mktemp("api")
-    port = free_port()
-    config = isolated_config(stack, work, cluster_id=CLUSTER, gateway={"port": port},
+    config = isolated_config(stack, work, cluster_id=CLUSTER,
                              api={"username": USER, "password": PASSWORD, "token_secret": "api-test-secret"})
     asyncio.run(apply_topics(write_config(config, work / "oscar-stream.yaml")))  # the store needs its topic
     raw_topic = TopicNames(config["kafka"]["topic_prefix"]).raw("minio.default")
     with notifying_store(stack, raw_topic, work) as endpoint:
         config["storages"][0]["endpoint"] = endpoint
         settings = write_config(config, work / "oscar-stream.yaml")
-        gateway = CliProcess(work / "oscar-stream.yaml", "gateway", log=work / "gateway.log")
-        worker = Worker(config, work, "worker")
-        worker.start()
+        gateways = [Gateway(config, work, "gateway-a"), Gateway(config, work, "gateway-b")]
+        workers = [Worker(config, work, "worker-1"), Worker(config, work, "worker-2")]
         try:
-            gateway.wait_http(f"http://127.0.0.1:{port}/readyz")
-            asyncio.run(worker.wait_ready())
-            yield Deployment(f"http://127.0.0.1:{port}", settings, work)
+            for process in workers:
+                process.start()
+            for gateway in gateways:
+                gateway.start()
+            for process in workers:
+                asyncio.run(process.wait_ready())
+            yield Deployment(gateways[0].url, gateways[1], settings, work)
         finally:
-            gateway.stop()
-            worker.stop()
+            for gateway in gateways:
+                gateway.stop()
+            for process in workers:
+                process.stop()
 
 
 def _wait_for_job(client: Client, service: str, done: int = 1, timeout_s: float = 60) -> dict[str, Any]:
@@ -267,3 +296,35 @@ def test_a_storage_notification_posted_to_job_runs_that_object(deployment: Deplo
     assert client.run_service(name, input=payload.decode(), async_call=True).status_code == 201
     _wait_for_job(client, name, done=2)
     client.remove_service(name)
+
+
+def test_any_replica_answers_and_tokens_survive_restarts(deployment: Deployment) -> None:
+    """Nothing only one gateway holds: a service made on one replica is served by the other, a job posted to
+    one is listed, read and deleted on the other, and the token is the same after a restart."""
+    first, second, name = deployment.client(), deployment.client(deployment.replica_url), "replicated"
+    assert first.create_service(str(deployment.fdl(name))).status_code == 201
+    token = first.get_service(name).json()["token"]
+    deadline = time.monotonic() + 20
+    while requests.get(f"{deployment.replica_url}/system/services/{name}", auth=deployment.auth,
+                       timeout=10).status_code == 404:
+        assert time.monotonic() < deadline, "the other replica never saw the new service"
+        time.sleep(0.2)
+    assert second.get_service(name).json()["token"] == token
+    for index in range(4):  # spread over both workers' partitions
+        assert second.run_service(name, input=f"via b {index}", async_call=True).status_code == 201
+    jobs = _wait_for_job(first, name, done=4)
+    assert {info["status"] for info in jobs.values()} == {"Succeeded"}
+    logs = sorted(first.get_job_logs(name, job).text.strip().rsplit(": ", 1)[1] for job in jobs)
+    assert logs == [f"via b {index}" for index in range(4)]
+    removed = next(iter(jobs))
+    assert second.remove_job(name, removed).status_code == 204
+    deadline = time.monotonic() + 20
+    while removed in first.list_jobs(name).json()["jobs"]:
+        assert time.monotonic() < deadline, "the deletion never reached the other replica"
+        time.sleep(0.2)
+
+    deployment.replica.stop()
+    deployment.replica.start()
+    assert second.get_service(name).json()["token"] == token
+    assert len(second.list_jobs(name).json()["jobs"]) == 3
+    assert first.remove_service(name).status_code == 204
