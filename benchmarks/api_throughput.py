@@ -3,8 +3,9 @@
 * ``POST /job/<svc>`` requests/s, each answered 201 only once its invocation is on Kafka (acks=all), with
   (a) a MinIO notification as body — what OSCAR's MinIO webhooks send — and (b) a base64 payload, which the
   gateway first stores in the API's bucket (one S3 PUT per request), against
-* the baseline: the webhook path of the same gateway (``POST /webhook/<source>``: the notification's bytes to
-  the raw topic), same wrk command, same run;
+* the baselines: the webhook path of the same gateway (``POST /webhook/<source>``: the notification's bytes to
+  the raw topic), same wrk command, same run; and for the payload, S3 PUTs alone of the same body from this
+  process (the gateway's S3 client, 64 at once), since the store's speed bounds that path;
 * ``GET /system/logs/<svc>`` latency with 10,000 jobs of the service listed (first page; 200 requests one after
   the other), and the gateway's memory.
 
@@ -24,18 +25,19 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks.common import Process, bench_settings, write_results, wrk_posts
+from benchmarks.common import Process, bars_with_runs, bench_settings, write_results, wrk_posts
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.core.jobs import JobRecord
 from oscar_stream.demo.data import percentile
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import Stack
+from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from tests.support.kafka_io import produce_records
 from tests.support.stack import ensure_stack
 
-AUTH = aiohttp.BasicAuth("oscar", "bench-password")
+AUTH = {"Authorization": aiohttp.BasicAuth("oscar", "bench-password").encode()}
 SERVICE = "bench-api"
 NOTIFICATION = orjson.dumps({"EventName": "s3:ObjectCreated:Put", "Records": [{
     "eventVersion": "2.0", "eventSource": "minio:s3", "eventTime": "2026-11-30T10:00:00.000Z",
@@ -53,9 +55,9 @@ def _rss_mb(pid: int) -> float:
 async def _service_token(http: aiohttp.ClientSession, url: str) -> str:
     spec = {"name": SERVICE, "image": "alpine", "script": "true",
             "input": [{"storage_provider": "minio", "path": "bench-api/in"}]}
-    async with http.post(f"{url}/system/services", data=orjson.dumps(spec), auth=AUTH) as created:
+    async with http.post(f"{url}/system/services", data=orjson.dumps(spec), headers=AUTH) as created:
         assert created.status in (201, 409), await created.text()
-    async with http.get(f"{url}/system/services/{SERVICE}", auth=AUTH) as answer:
+    async with http.get(f"{url}/system/services/{SERVICE}", headers=AUTH) as answer:
         token: str = (await answer.json())["token"]
         return token
 
@@ -68,18 +70,38 @@ async def _listing_latency(http: aiohttp.ClientSession, url: str, settings: Any,
     for start in range(0, jobs, 2000):
         await produce_records(settings, topic, [(r.job.encode(), r.to_json(), []) for r in records[start:start + 2000]])
     while True:  # the gateway has read them all
-        async with http.get(f"{url}/system/logs/{SERVICE}", auth=AUTH) as answer:
+        async with http.get(f"{url}/system/logs/{SERVICE}", headers=AUTH) as answer:
             if (await answer.json()).get("remaining_jobs", 0) + 70 >= jobs:
                 break
         await asyncio.sleep(0.5)
     latencies = []
     for _ in range(200):
         started = time.perf_counter()
-        async with http.get(f"{url}/system/logs/{SERVICE}", auth=AUTH) as answer:
+        async with http.get(f"{url}/system/logs/{SERVICE}", headers=AUTH) as answer:
             await answer.read()
             assert answer.status == 200
         latencies.append(time.perf_counter() - started)
     return latencies
+
+
+async def _s3_puts(settings: Any, body: bytes, seconds: float) -> float:
+    """PUTs/s of ``body`` straight to the API's bucket, 64 at once, for ``seconds``."""
+    store = S3Store(settings.api_storage())
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def one(lane: int) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            await store.put_bytes(body, settings.api.bucket, f"bench/{lane}-{done}")
+            done += 1
+
+    try:
+        await store.ensure_bucket(settings.api.bucket)
+        await asyncio.gather(*(one(lane) for lane in range(64)))
+    finally:
+        await store.close()
+    return done / seconds
 
 
 async def measure(seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
@@ -93,7 +115,8 @@ async def measure(seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
         await apply_topics(settings)
         gateway = Process(config, "gateway", log=work / "gateway.log")
         url = f"http://127.0.0.1:{port}"
-        runs: dict[str, list[float]] = {"webhook": [], "job, notification": [], "job, payload": []}
+        runs: dict[str, list[float]] = {"webhook": [], "job, notification": [], "job, payload": [],
+                                        "S3 PUT alone": []}
         try:
             await asyncio.to_thread(gateway.wait_http, f"{url}/readyz")
             async with aiohttp.ClientSession() as http:
@@ -108,6 +131,7 @@ async def measure(seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
                     for name, (target, body, authorization) in scenarios.items():
                         answered = await wrk_posts(target, body, authorization, seconds, work)
                         runs[name].append(answered / seconds)
+                    runs["S3 PUT alone"].append(await _s3_puts(settings, b"payload FRAMEID", seconds))
                     print(f"round {round_ + 1}/{repeats}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in runs.items()),
                           flush=True)
                 latencies = await _listing_latency(http, url, settings, jobs)
@@ -118,9 +142,26 @@ async def measure(seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
     return {
         "seconds": seconds, "repeats": repeats, "requests_per_second": runs, "median": medians,
         "ratio_to_webhook": {name: m / medians["webhook"] for name, m in medians.items()},
+        "payload_ratio_to_s3_puts": medians["job, payload"] / medians["S3 PUT alone"],
         "listing": {"jobs": jobs, "requests": len(latencies), "p50_ms": percentile(latencies, 0.5) * 1000,
                     "p99_ms": percentile(latencies, 0.99) * 1000, "gateway_rss_mb": rss},
     }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs: dict[str, list[float]] = result["requests_per_second"]
+    medians, ratios = result["median"], result["ratio_to_webhook"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bars_with_runs(ax, runs, {n: f"{medians[n]:.0f}/s\n{ratios[n]:.2f}x" for n in runs},
+                   "requests per second (median; dots = runs)")
+    ax.set_title("OSCAR's API on the gateway: POST /job against the webhook path")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -133,10 +174,13 @@ def main() -> None:
     result = asyncio.run(measure(args.seconds, args.repeats, args.jobs))
     for name, median in result["median"].items():
         print(f"{name:<20} {median:8.0f} requests/s   ratio {result['ratio_to_webhook'][name]:.2f}")
+    print(f"job, payload / S3 PUT alone: {result['payload_ratio_to_s3_puts']:.2f}")
     listing = result["listing"]
     print(f"GET /system/logs/{SERVICE} with {listing['jobs']} jobs: p50 {listing['p50_ms']:.1f} ms, "
           f"p99 {listing['p99_ms']:.1f} ms; gateway RSS {listing['gateway_rss_mb']:.0f} MB")
-    print(f"written to {write_results('api_throughput', result)}")
+    path = write_results("api_throughput", result)
+    plot(result, path.with_suffix(".png"))
+    print(f"written to {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -140,3 +140,4 @@ def bars_with_runs(ax: Any, runs: dict[str, list[float]], labels: dict[str, str]
         ax.scatter([i] * len(runs[name]), runs[name], color="black", s=10, zorder=3)
         ax.text(i, medians[i], labels[name], ha="center", va="bottom")
     ax.set_ylabel(ylabel)
+    ax.set_ylim(0, max(max(r) for r in runs.values()) * 1.2)  # room for the labels under the title
