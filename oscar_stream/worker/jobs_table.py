@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from oscar_stream.config import KafkaSettings
 from oscar_stream.core.errors import InvalidEvent
 from oscar_stream.core.jobs import JobRecord
 from oscar_stream.health import Component
-from oscar_stream.worker.compacted_topic import follow_compacted
+from oscar_stream.worker.compacted_topic import CompactedFollower
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,8 @@ class JobsTable:
         self._topic = topic
         self.by_service: dict[str, dict[str, JobRecord]] = {}
         self._service_of: dict[str, str] = {}  # job name -> service
-        self.ready = asyncio.Event()
+        self._follower = CompactedFollower(kafka, topic, self.apply)
+        self.ready = self._follower.loaded
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         job = (key or b"").decode(errors="replace")
@@ -42,4 +42,4 @@ class JobsTable:
         return self.by_service.get(service, {})
 
     async def run(self, health: Component) -> None:
-        await follow_compacted(self._kafka, self._topic, self.apply, health, self.ready)
+        await self._follower.run(health)

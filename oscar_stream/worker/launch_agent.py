@@ -307,7 +307,30 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             return
         item = Item(message.partition, invocation.id, [(tracker, message.offset)], invocation)
         self.items[item.key] = item
+        if self.ctx.services.knows(invocation.service, invocation.service_version):
+            self._queue(item, self.ctx.services.index.get(invocation.service))
+        else:
+            item.task = asyncio.ensure_future(self._resolve(item, invocation))
+
+    async def _resolve(self, item: Item, invocation: Invocation) -> None:
+        # A version this worker never saw: the service was created or changed just before this call (through
+        # the API, on another process). Wait for it, so it is neither called unknown nor run in its old version.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.kafka.delivery_timeout_s):
+                await self.ctx.services.caught_up()
+        if self.items.get(item.key) is not item:  # abandoned meanwhile
+            return
         service = self.ctx.services.index.get(invocation.service)
+        item.task = None
+        try:
+            self._queue(item, service)
+        except Exception as err:  # a bug: it costs this invocation (dead-lettered), not the partition
+            log.exception("launch agent: queueing %s failed", item.key)
+            self._start(item, self._internal_error(invocation, err))
+
+    def _queue(self, item: Item, service: ServiceSpec | None) -> None:
+        invocation = item.invocation
+        assert invocation is not None
         if service is None:
             reason = (f"unknown service {invocation.service!r}: it was deleted or never applied "
                       "(oscar-stream services list)")
@@ -351,12 +374,14 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             except Exception as err:  # a bug: it costs this invocation (dead-lettered), not the partition
                 log.exception("launch agent: handling %s failed", item.key)
                 if item.invocation is not None:
-                    await self._write_until_done(OutRecord(self.names.deadletter, b"launch", deadletter_record(
-                        "launch", self.names.invocations, f"internal error: {type(err).__name__}: {err}",
-                        item.invocation.to_json())))
+                    await self._internal_error(item.invocation, err)
             self._done(item)
 
         item.task = asyncio.ensure_future(run())
+
+    async def _internal_error(self, invocation: Invocation, err: Exception) -> None:
+        await self._write_until_done(OutRecord(self.names.deadletter, b"launch", deadletter_record(
+            "launch", self.names.invocations, f"internal error: {type(err).__name__}: {err}", invocation.to_json())))
 
     def _done(self, item: Item) -> None:
         if self.items.get(item.key) is item:
