@@ -158,6 +158,11 @@ class KubernetesSettings(_Section):
     namespace: str = "oscar-stream"
     max_requests_per_second: float = Field(default=50.0, gt=0)
     helper_image: str = "ghcr.io/oscar-stream/oscar-stream:0.1.0"
+    host_network: bool = Field(default=False, description="run job pods in the node's network namespace (the "
+                                                          "local stack's real node: its servers listen on loopback)")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="labels a node must have to run jobs")
+    tolerations: list[dict[str, str]] = Field(default_factory=list, description="taints of those nodes that jobs "
+                                                                                "tolerate (Kubernetes' fields)")
     cleanup_interval_s: float = Field(default=60.0, gt=0, description="how often unused ConfigMaps/Secrets are sought")
     cleanup_grace_s: float = Field(default=600.0, ge=0,
                                    description="how long an object stays unused before it is deleted")

@@ -21,6 +21,12 @@ def kube_stack(stack: Stack) -> Stack:
     return ensure_stack(("kafka", "s3", "prometheus", "kubernetes"))
 
 
+@pytest.fixture(scope="session")
+def node_stack(kube_stack: Stack) -> Stack:
+    """The control plane with its real node (kubelet, containerd, runc) besides kwok's fake one."""
+    return ensure_stack(("kafka", "s3", "prometheus", "kubernetes", "kubernetes-node"))
+
+
 @pytest.fixture
 def config(stack: Stack, tmp_path: Path) -> dict[str, Any]:
     return isolated_config(stack, tmp_path)

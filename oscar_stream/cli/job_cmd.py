@@ -18,11 +18,10 @@ from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import StoredObject
 from oscar_stream.executors.staging import download_input, upload_outputs
 from oscar_stream.launch.job_spec import INPUT_DIR, OUTPUT_DIR
+from oscar_stream.launch.output_report import OUTPUT_LINE, output_report, output_row
 from oscar_stream.route.model import OutputSpec
 from oscar_stream.storage.base import StorageError
 from oscar_stream.storage.registry import Stores
-
-REPORT_LIMIT = 4096  # Kubernetes keeps at most 4 KiB of a termination message
 
 
 def _env(name: str) -> str:
@@ -32,17 +31,6 @@ def _env(name: str) -> str:
     return value
 
 
-def output_report(objects: list[StoredObject]) -> str:
-    """Compact rows for the termination message; as many as fit in its size limit."""
-    rows: list[list[object]] = []
-    for o in objects:
-        candidate: list[list[object]] = [*rows, [o.storage, o.bucket, o.key, o.size, o.etag, o.version_id]]
-        if len(orjson.dumps(candidate)) > REPORT_LIMIT:
-            break
-        rows = candidate
-    return orjson.dumps(rows).decode()
-
-
 @click.group("job")
 def job_group() -> None:
     """In-pod helper: stage the input in, the outputs out."""
@@ -50,11 +38,14 @@ def job_group() -> None:
 
 @job_group.command("fetch")
 @click.option("--input-dir", type=click.Path(path_type=Path), default=INPUT_DIR, show_default=True)
+@click.option("--output-dir", type=click.Path(path_type=Path), default=OUTPUT_DIR, show_default=True)
 @click.pass_context
 @friendly_errors(StorageError)
-def fetch(ctx: click.Context, input_dir: Path) -> None:
-    """Download the invocation's input object into INPUT_DIR."""
+def fetch(ctx: click.Context, input_dir: Path, output_dir: Path) -> None:
+    """Download the invocation's input object into INPUT_DIR, and make OUTPUT_DIR for the script."""
     invocation = Invocation.from_json(_env("OSCAR_STREAM_INVOCATION").encode())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.chmod(0o777)  # the user's image may run its script as any user
     stores = Stores(settings_from(ctx).storages)
 
     async def run() -> Path:
@@ -85,6 +76,7 @@ def upload(ctx: click.Context, output_dir: Path, report: Path) -> None:
             await stores.close()
 
     uploaded = asyncio.run(run())
-    report.write_text(output_report(uploaded))
     for obj in uploaded:
         click.echo(f"uploaded {obj.storage}/{obj.bucket or ''}/{obj.key} ({obj.size} bytes)")
+        click.echo(OUTPUT_LINE + orjson.dumps(output_row(obj)).decode())
+    report.write_text(output_report(uploaded))

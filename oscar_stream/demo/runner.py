@@ -10,10 +10,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -30,7 +30,10 @@ from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.retry import Backoff, retrying
 from oscar_stream.route.files import load_routing_files
+from oscar_stream.stack.components.kubernetes import KubernetesControlPlane
+from oscar_stream.stack.components.kubernetes_node import real_node_kubernetes_config
 from oscar_stream.stack.components.prometheus import add_scrape_target, remove_scrape_target
+from oscar_stream.stack.node_images import SHELL_IMAGE
 from oscar_stream.stack.process import ProcessRecord, free_port, spawn
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.storage.base import StorageError
@@ -42,6 +45,8 @@ PIPELINE = resources.files("oscar_stream.demo") / "pipeline" / "pipeline.yaml"
 STAGES = ("stats", "report")
 BUCKET = "demo"
 Say = Callable[[str], None]
+Executor = Literal["local", "kubernetes"]
+NODE_COMPONENTS = ("kubernetes", "kubernetes-node")
 
 
 class DemoFailed(Exception):
@@ -82,8 +87,11 @@ def demo_config_file(settings: Settings) -> Path:
     return settings.stack.state_dir / "demo" / "oscar-stream.yaml"
 
 
-def demo_config(stack: Stack, run_dir: Path, metrics_port: int, gateway_port: int) -> dict[str, Any]:
+def demo_config(stack: Stack, run_dir: Path, metrics_port: int, gateway_port: int,
+                executor: Executor = "local") -> dict[str, Any]:
     s = stack.settings.stack
+    kubernetes = ({"kubernetes": real_node_kubernetes_config(KubernetesControlPlane().kubeconfig_path(stack.ctx))}
+                  if executor == "kubernetes" else {})
     return {
         "app_id": "oscar-demo",
         # OSCAR's API on the demo's gateway (kept running by --keep): credentials of this run only.
@@ -94,15 +102,18 @@ def demo_config(stack: Stack, run_dir: Path, metrics_port: int, gateway_port: in
         "sources": [{"id": s.s3_source_id, "kind": "s3", "key_encoding": "raw"}],
         "storages": [{"id": s.s3_source_id, "kind": "s3", "endpoint": f"http://127.0.0.1:{s.s3_port}",
                       "access_key": s.s3_access_key, "secret_key": s.s3_secret_key.get_secret_value()}],
-        "worker": {"executor": "local", "work_dir": str(run_dir / "runs")},
+        "worker": {"executor": executor, "work_dir": str(run_dir / "runs")},
         "metrics": {"port": metrics_port},
         "stack": {"state_dir": str(s.state_dir), "cache_dir": str(s.cache_dir)},
+        **kubernetes,
     }
 
 
 class Demo:
-    def __init__(self, settings: Settings, files: int, keep: bool, timeout_s: float, say: Say) -> None:
+    def __init__(self, settings: Settings, files: int, keep: bool, timeout_s: float, say: Say,
+                 executor: Executor = "local") -> None:
         self.files, self.keep, self.timeout_s, self.say = files, keep, timeout_s, say
+        self.executor = executor
         self.stack = Stack(settings)
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         self.dir = settings.stack.state_dir / "demo"
@@ -119,11 +130,13 @@ class Demo:
 
     async def run(self) -> DemoSummary:
         was_running = self.stack.running("kafka")
-        await asyncio.to_thread(self.stack.up, DEFAULT_COMPONENTS)
+        components = DEFAULT_COMPONENTS + (NODE_COMPONENTS if self.executor == "kubernetes" else ())
+        await asyncio.to_thread(self.stack.up, components)
         self.dir.mkdir(parents=True, exist_ok=True)
         metrics_port = free_port()
         config_file = demo_config_file(self.stack.settings)
-        config_file.write_text(yaml.safe_dump(demo_config(self.stack, self.dir, metrics_port, free_port())))
+        config_file.write_text(yaml.safe_dump(demo_config(self.stack, self.dir, metrics_port, free_port(),
+                                                          self.executor)))
         config_file.chmod(0o600)
         settings = load_settings(config_file)
         if self.stack.adopted("demo"):
@@ -142,8 +155,10 @@ class Demo:
     async def _run(self, settings: Settings, config_file: Path, metrics_port: int) -> DemoSummary:
         names = TopicNames(settings.kafka.topic_prefix)
         await apply_topics(settings)
-        pipeline = load_routing_files([Path(str(PIPELINE))])
-        for name, action in await apply_services(settings, pipeline.table.services):
+        services = load_routing_files([Path(str(PIPELINE))]).table.services
+        if self.executor == "kubernetes":  # no registry here: the real node has the stack's busybox image
+            services = tuple(replace(service, image=SHELL_IMAGE) for service in services)
+        for name, action in await apply_services(settings, services):
             self.say(f"pipeline: service {name} {action}")
         start_offsets = await self._end_offsets(settings, [names.events, names.invocations, names.results])
         await self._skip_backlog(settings, names)
@@ -167,8 +182,8 @@ class Demo:
                            await self._launched(metrics_port))
 
     def _start(self, config_file: Path, settings: Settings) -> None:
-        self.say(f"starting a worker (normalize, route, launch; local executor) and a gateway with OSCAR's API "
-                 f"on port {settings.gateway.port}; logs: {self.worker_log.parent}")
+        self.say(f"starting a worker (normalize, route, launch; {self.executor} executor) and a gateway with "
+                 f"OSCAR's API on port {settings.gateway.port}; logs: {self.worker_log.parent}")
         command = [sys.executable, "-m", "oscar_stream", "--config", str(config_file)]
         self.processes = [spawn("demo-worker", [*command, "worker"], self.worker_log),
                           spawn("demo-gateway", [*command, "gateway"], self.worker_log.parent / "demo-gateway.log")]

@@ -29,16 +29,18 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
+from oscar_stream.core.errors import InvalidEvent
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import Result, StoredObject
 from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
 from oscar_stream.health import Component
-from oscar_stream.launch import job_spec, job_status
+from oscar_stream.launch import job_spec, job_status, output_report
 from oscar_stream.launch.cleanup import UnneededTracker
 from oscar_stream.retry import RETRIABLE_HTTP, Backoff, retrying
 from oscar_stream.route.model import ServiceSpec
 
 log = logging.getLogger(__name__)
+FAILURE_TAIL = 800  # characters of a failed container's log in a result's reason
 
 
 class RateLimiter:
@@ -86,6 +88,8 @@ class KubernetesExecutor(Executor):
         self.namespace = settings.kubernetes.namespace
         self.deployment = job_spec.deployment_label(settings.app_id)
         self._selector = job_spec.selector(self.deployment)
+        k8s = settings.kubernetes
+        self._placement = job_spec.Placement(k8s.host_network, k8s.node_selector, tuple(k8s.tolerations))
         self.rate = RateLimiter(settings.kubernetes.max_requests_per_second)
         self.api: client.ApiClient | None = None
         self.health = health or Component("kubernetes")
@@ -153,7 +157,7 @@ class KubernetesExecutor(Executor):
         name = job_spec.job_name(invocation)
         labels = (service.name, self.kind)
         body = job_spec.build_job(invocation, service, self.namespace, self.settings.kubernetes.helper_image,
-                                  self._storage_secret["metadata"]["name"], self.deployment)
+                                  self._storage_secret["metadata"]["name"], self.deployment, self._placement)
         try:
             await self._ensure(self._storage_secret)
             await self._ensure(job_spec.script_configmap(service, self.namespace, self.deployment))
@@ -332,7 +336,7 @@ class KubernetesExecutor(Executor):
             event_id=view.event_id,
             status=view.ended.status,
             executor=self.kind,
-            reason=view.ended.reason,
+            reason=(view.ended.reason + await self._failure(view.name)) if view.ended.reason else None,
             job=view.name,
             logs=f"kubectl logs -n {self.namespace} job/{view.name} -c script",
             started_at=job_status.time_text(view.started),
@@ -362,18 +366,42 @@ class KubernetesExecutor(Executor):
             return f"(Kubernetes could not give the pod's log: {reason})\n".encode()
 
     async def _outputs(self, name: str) -> list[StoredObject]:
-        """What the upload container reported in its termination message."""
-        pods = await self._call("list pods", client.CoreV1Api(self.api).list_namespaced_pod, self.namespace,
+        """What the upload container reported in its termination message (or, over its size limit, its log)."""
+        core = client.CoreV1Api(self.api)
+        pods = await self._call("list pods", core.list_namespaced_pod, self.namespace,
                                 label_selector=f"job-name={name}")
         for pod in pods.items:
             for status in (pod.status.container_statuses or []) if pod.status else []:
                 terminated = status.state.terminated if status.state else None
                 if status.name == "upload" and terminated and terminated.exit_code == 0 and terminated.message:
                     try:
-                        return [StoredObject(*row) for row in orjson.loads(terminated.message)]
-                    except (orjson.JSONDecodeError, TypeError):
-                        log.warning("Job %s: unreadable output report %r", name, terminated.message[:200])
+                        report = output_report.read_report(terminated.message)
+                        if isinstance(report, list):
+                            return report
+                        text = await self._call(f"read the upload log of {name}", core.read_namespaced_pod_log,
+                                                pod.metadata.name, self.namespace, container="upload")
+                        return output_report.read_log_rows(text, report)
+                    except InvalidEvent as err:
+                        log.warning("Job %s: %s", name, err)
         return []
+
+    async def _failure(self, name: str) -> str:
+        """Which container of the Job's pod failed and how: exit code, and the tail of its log that
+        Kubernetes kept as its termination message."""
+        try:
+            pods = await self._call("list pods", client.CoreV1Api(self.api).list_namespaced_pod, self.namespace,
+                                    label_selector=f"job-name={name}")
+        except (ApiException, TimeoutError, OSError):
+            return ""
+        for pod in pods.items:
+            statuses = [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+            for status in statuses:
+                terminated = status.state.terminated if status.state else None
+                if terminated and terminated.exit_code != 0:
+                    tail = (terminated.message or "").strip()[-FAILURE_TAIL:]
+                    return (f"; container {status.name} exited with code {terminated.exit_code}"
+                            f" ({terminated.reason})" + (f": {tail}" if tail else ""))
+        return ""
 
 
 @dataclass

@@ -14,7 +14,7 @@ The pod (and so the Job) succeeds only if the script succeeded and its outputs w
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -160,6 +160,7 @@ def script_container(invocation: Invocation, service: ServiceSpec, deployment: s
         "name": "script",
         "image": service.image,
         "command": ["/bin/sh", SCRIPT_PATH],
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # a failed script's log tail names the failure
         "workingDir": WORK,
         "env": _env(env),
         "resources": _resources(service),
@@ -184,6 +185,7 @@ def helper_container(name: str, invocation: Invocation, service: ServiceSpec, he
                          {"name": "storage", "mountPath": "/etc/oscar-stream", "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
         "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 
@@ -196,6 +198,24 @@ def pod_volumes(service: ServiceSpec, storage_secret: str, deployment: str) -> l
     ]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where job pods may run, as the deployment configures it (not the service)."""
+
+    host_network: bool = False
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+
+    def apply(self, pod_spec: dict[str, Any]) -> None:
+        if self.host_network:
+            pod_spec["hostNetwork"] = True
+            pod_spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+        if self.node_selector:
+            pod_spec["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            pod_spec["tolerations"] = [dict(t) for t in self.tolerations]
+
+
 def build_job(
     invocation: Invocation,
     service: ServiceSpec,
@@ -203,10 +223,10 @@ def build_job(
     helper_image: str,
     storage_secret: str,
     deployment: str,
+    placement: Placement = Placement(),
 ) -> dict[str, Any]:
     labels, annotations = job_metadata(invocation, service, deployment)
-    upload = helper_container("upload", invocation, service, helper_image)
-    upload["terminationMessagePolicy"] = "File"  # the uploaded objects are reported there
+    upload = helper_container("upload", invocation, service, helper_image)  # it reports the uploaded objects
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -216,6 +236,7 @@ def build_job(
         "containers": [upload],
         "volumes": pod_volumes(service, storage_secret, deployment),
     }
+    placement.apply(pod_spec)
     if service.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in service.image_pull_secrets]
     spec: dict[str, Any] = {

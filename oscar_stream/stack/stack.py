@@ -14,14 +14,17 @@ from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.stack.components.base import Component, Health, StackContext
 from oscar_stream.stack.components.kafka import Kafka
 from oscar_stream.stack.components.kubernetes import KubernetesControlPlane
+from oscar_stream.stack.components.kubernetes_node import KubernetesNode
 from oscar_stream.stack.components.prometheus import Prometheus
 from oscar_stream.stack.components.versitygw import VersityGw
 from oscar_stream.stack.process import ProcessRecord, StackError, terminate
 from oscar_stream.stack.progress import Progress
 
+_CONTROL_PLANE = KubernetesControlPlane()
 COMPONENTS: dict[str, Component] = {
-    c.name: c for c in (Kafka(), VersityGw(), Prometheus(), KubernetesControlPlane())
+    c.name: c for c in (Kafka(), VersityGw(), Prometheus(), _CONTROL_PLANE, KubernetesNode(_CONTROL_PLANE))
 }
+_SLOW_BUILDS = ("kubernetes", "kubernetes-node")
 DEFAULT_COMPONENTS = ("kafka", "s3", "prometheus")
 ALL_COMPONENTS = tuple(COMPONENTS)
 
@@ -72,11 +75,11 @@ class Stack:
         ordered = _with_dependencies(names)
         progress = self.ctx.progress
         with ThreadPoolExecutor(max_workers=2) as pool:
-            # The Kubernetes build is the slow one; it runs beside the other components' start.
+            # The Kubernetes builds are the slow ones; they run beside the other components' start.
             slow: dict[str, Future[None]] = {
                 n: pool.submit(COMPONENTS[n].install, self.ctx)
                 for n in ordered
-                if n == "kubernetes" and not self.running(n)
+                if n in _SLOW_BUILDS and not self.running(n)
             }
             for name in ordered:
                 component = COMPONENTS[name]
@@ -113,6 +116,8 @@ class Stack:
         records = self._records()
         for record in reversed(records.pop(name, [])):
             terminate(record)
+        if name in COMPONENTS:
+            COMPONENTS[name].stopped(self.ctx)
         self._save(records)
 
     def adopted(self, name: str) -> bool:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from oscar_stream.config import StorageSettings
+from oscar_stream.stack.components.kubernetes_node import NODE_NAME
 from oscar_stream.stack.stack import Stack
 from oscar_stream.storage.s3 import S3Store
+from tests.support.kube import NAMESPACE, kubectl
 
 pytestmark = pytest.mark.stack
 
@@ -26,17 +28,33 @@ async def test_demo_small_run_checks_every_output(stack: Stack, tmp_path: Path) 
     for index in range(2):
         await store.upload(stray, "demo", f"raw/interrupted-{index}.csv")
     await store.close()
+    await _demo_checks_every_report(6)
+
+
+async def test_demo_runs_its_jobs_in_real_pods(node_stack: Stack) -> None:
+    out = await _demo_checks_every_report(4, "--executor", "kubernetes")
+    assert "kubernetes executor" in out
+    jobs = kubectl(node_stack, "get", "pods", "-n", NAMESPACE, "-l", "oscar-stream.io/service in (stats,report)",
+                   "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase}{'\\n'}{end}")
+    assert jobs.returncode == 0, jobs.stderr
+    assert f"{NODE_NAME} Succeeded" in jobs.stdout.splitlines()
+
+
+async def _demo_checks_every_report(files: int, *options: str) -> str:
     demo = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "oscar_stream", "demo", "--files", "6", "--keep", "--timeout", "180",
+        sys.executable, "-m", "oscar_stream", "demo", "--files", str(files), "--keep", "--timeout", "240", *options,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await asyncio.wait_for(demo.communicate(), 300)
+    stdout, stderr = await asyncio.wait_for(demo.communicate(), 400)
     out = stdout.decode()
     assert demo.returncode == 0, out + stderr.decode()
+    n = files
     for expected in (
-        "6 files in, checked 6 reports (all correct)",
-        "stage stats   jobs launched    6, succeeded    6, failed   0, outputs written 6",
-        "stage report  jobs launched    6, succeeded    6, failed   0, outputs written 6",
-        "stats: 6 received → 6 routed → 6 launched → 6 done | report: 6 received → 6 routed → 6 launched → 6 done",
+        f"{n} files in, checked {n} reports (all correct)",
+        f"stage stats   jobs launched {n:>4}, succeeded {n:>4}, failed   0, outputs written {n}",
+        f"stage report  jobs launched {n:>4}, succeeded {n:>4}, failed   0, outputs written {n}",
+        f"stats: {n} received → {n} routed → {n} launched → {n} done | report: {n} received → {n} routed → "
+        f"{n} launched → {n} done",
         "upload -> final report latency: p50",
     ):
         assert expected in out, f"{expected!r} not in the demo's output:\n{out}"
+    return out

@@ -8,7 +8,7 @@ import orjson
 
 from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.invocation import Invocation
-from oscar_stream.launch.job_spec import build_job, job_name, script_configmap, secrets_object
+from oscar_stream.launch.job_spec import Placement, build_job, job_name, script_configmap, secrets_object
 from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec
 
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -68,6 +68,18 @@ def test_no_gpu_no_secret_no_deadline() -> None:
     script = job["spec"]["template"]["spec"]["initContainers"][1]
     assert "nvidia.com/gpu" not in script["resources"]["limits"] and "envFrom" not in script
     assert "activeDeadlineSeconds" not in job["spec"]
+    pod = job["spec"]["template"]["spec"]
+    assert not {"hostNetwork", "nodeSelector", "tolerations"} & set(pod)  # the deployment's choice, off by default
+
+
+def test_the_deployments_placement_reaches_the_pod() -> None:
+    invocation, service = _invocation()
+    toleration = {"key": "oscar-stream.io/real-node", "operator": "Exists", "effect": "NoSchedule"}
+    placement = Placement(host_network=True, node_selector={"oscar-stream.io/node": "real"},
+                          tolerations=(toleration,))
+    pod = build_job(invocation, service, "ns", "helper:1", "s", "d", placement)["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert pod["nodeSelector"] == {"oscar-stream.io/node": "real"} and pod["tolerations"] == [toleration]
 
 
 def test_script_configmap_is_per_service_version() -> None:

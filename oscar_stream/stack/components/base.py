@@ -57,5 +57,8 @@ class Component(ABC):
     def health(self, ctx: StackContext) -> Health:
         """Probe the running component (without starting anything)."""
 
+    def stopped(self, ctx: StackContext) -> None:  # noqa: B027  # an optional hook, empty for most components
+        """Clean up what outlives the component's processes (none do, unless a component says otherwise)."""
+
     def version(self) -> str:
         return ""

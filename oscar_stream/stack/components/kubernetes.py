@@ -37,11 +37,24 @@ def _staging_replaces(kubernetes_gomod: str, staging_version: str) -> list[str]:
     return out
 
 
-def _go() -> str:
+def kubernetes_ldflags() -> str:
+    """What Kubernetes' own build stamps into its binaries (``--version``, the version a node reports)."""
+    minor = KUBERNETES_VERSION.split(".")[1]
+    return " ".join([
+        "-s -w",
+        f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+        "-X k8s.io/component-base/version.gitMajor=1",
+        f"-X k8s.io/component-base/version.gitMinor={minor}",
+        "-X k8s.io/component-base/version.gitTreeState=clean",
+        f"-X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
+    ])
+
+
+def go() -> str:
     return require_tool("go", "Install the Go toolchain (1.26 or newer).")
 
 
-def _wrapper_build(
+def wrapper_build(
     ctx: StackContext, tmp: Path, requires: str, packages: dict[str, str], ldflags: str, what: str
 ) -> None:
     """Build ``packages`` (output name -> import path) from a throw-away module that requires ``requires``.
@@ -57,7 +70,7 @@ def _wrapper_build(
     if module == "k8s.io/kubernetes":
         ctx.progress.say("kubernetes", f"downloading {module}@{version}")
         info = subprocess.run(
-            [_go(), "mod", "download", "-json", f"{module}@{version}"], cwd=src, capture_output=True, text=True
+            [go(), "mod", "download", "-json", f"{module}@{version}"], cwd=src, capture_output=True, text=True
         )
         if info.returncode != 0:
             raise StackError(f"kubernetes: go mod download {module}@{version} failed:\n{info.stdout}{info.stderr}")
@@ -65,11 +78,11 @@ def _wrapper_build(
         with (src / "go.mod").open("a") as gomod:
             gomod.write("\nreplace (\n" + "\n".join(replaces) + "\n)\n")
     log = ctx.log("kubernetes", "kubernetes-install")
-    run_logged([_go(), "mod", "tidy"], log, ctx.progress, "kubernetes", f"resolving modules for {what}", cwd=src)
+    run_logged([go(), "mod", "tidy"], log, ctx.progress, "kubernetes", f"resolving modules for {what}", cwd=src)
     (tmp / "bin").mkdir()
     for name, pkg in packages.items():
         run_logged(
-            [_go(), "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), pkg],
+            [go(), "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(tmp / "bin" / name), pkg],
             log, ctx.progress, "kubernetes", f"compiling {name} (a cold build takes minutes on 2 cores)", cwd=src,
         )
     shutil.rmtree(src)
@@ -89,18 +102,9 @@ class KubernetesControlPlane(Component):
         return ctx.cache_dir / f"kwok-{KWOK_VERSION}" / "bin" / "kwok"
 
     def install(self, ctx: StackContext) -> None:
-        minor = KUBERNETES_VERSION.split(".")[1]
-        k8s_ldflags = " ".join([
-            "-s -w",
-            f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
-            "-X k8s.io/component-base/version.gitMajor=1",
-            f"-X k8s.io/component-base/version.gitMinor={minor}",
-            "-X k8s.io/component-base/version.gitTreeState=clean",
-            f"-X k8s.io/client-go/pkg/version.gitVersion={KUBERNETES_VERSION}",
-        ])
         cached_dir(
             ctx.cache_dir, f"etcd-{ETCD_VERSION}",
-            lambda tmp: _wrapper_build(
+            lambda tmp: wrapper_build(
                 ctx, tmp, f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}",
                 {"etcd": "go.etcd.io/etcd/server/v3"}, "-s -w", f"etcd {ETCD_VERSION}",
             ),
@@ -109,7 +113,7 @@ class KubernetesControlPlane(Component):
         cached_dir(
             ctx.cache_dir, f"kwok-{KWOK_VERSION}",
             lambda tmp: run_logged(
-                [_go(), "install", "-trimpath", "-ldflags=-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
+                [go(), "install", "-trimpath", "-ldflags=-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
                 ctx.log(self.name, "kubernetes-install"), ctx.progress, self.name,
                 f"building kwok {KWOK_VERSION}", env={"GOBIN": str(tmp / "bin")},
             ),
@@ -117,9 +121,9 @@ class KubernetesControlPlane(Component):
         )
         cached_dir(
             ctx.cache_dir, f"kubernetes-{KUBERNETES_VERSION}",
-            lambda tmp: _wrapper_build(
+            lambda tmp: wrapper_build(
                 ctx, tmp, f"k8s.io/kubernetes {KUBERNETES_VERSION}",
-                {c: f"k8s.io/kubernetes/cmd/{c}" for c in _K8S_COMMANDS}, k8s_ldflags,
+                {c: f"k8s.io/kubernetes/cmd/{c}" for c in _K8S_COMMANDS}, kubernetes_ldflags(),
                 f"Kubernetes {KUBERNETES_VERSION}",
             ),
             ctx.progress, self.name,
@@ -156,6 +160,18 @@ class KubernetesControlPlane(Component):
         (pki / "done").write_text("")
         return pki
 
+    def _kubelet_client(self, pki: Path) -> None:
+        """The apiserver's client certificate for kubelets (pod logs, exec): a real node accepts only it."""
+        if (pki / "kubelet-client.crt").exists():
+            return
+        openssl = require_tool("openssl", "Install Debian's package 'openssl'.")
+        for args in (("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "kubelet-client.key", "-out",
+                      "kubelet-client.csr", "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client"),
+                     ("x509", "-req", "-in", "kubelet-client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                      "-CAcreateserial", "-days", "3650", "-out", "kubelet-client.crt")):
+            subprocess.run([openssl, *args], check=True, capture_output=True, cwd=pki)
+        (pki / "kubelet-client.key").chmod(0o600)
+
     def _token(self, ctx: StackContext) -> str:
         return (ctx.workdir(self.name) / "pki" / "tokens.csv").read_text().split(",", 1)[0]
 
@@ -185,6 +201,7 @@ class KubernetesControlPlane(Component):
         s = ctx.settings
         work = ctx.workdir(self.name)
         pki = self._pki(ctx)
+        self._kubelet_client(pki)
         kubeconfig = self._write_kubeconfig(ctx, pki)
         records: list[ProcessRecord] = []
         try:
@@ -207,6 +224,9 @@ class KubernetesControlPlane(Component):
                     f"--secure-port={s.apiserver_port}", f"--cert-dir={work / 'apiserver-certs'}",
                     f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
                     f"--client-ca-file={pki / 'ca.crt'}", f"--token-auth-file={pki / 'tokens.csv'}",
+                    f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+                    f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+                    "--kubelet-preferred-address-types=InternalIP",  # never a name to look up in DNS
                     "--authorization-mode=Node,RBAC", "--service-account-issuer=https://kubernetes.default.svc",
                     f"--service-account-key-file={pki / 'sa.pub'}",
                     f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -214,7 +234,7 @@ class KubernetesControlPlane(Component):
                     "--enable-priority-and-fairness=false", "--profiling=false", "--v=1",
                 ], ctx.log(self.name, "kube-apiserver"))
                 records.append(apiserver)
-                wait_until(apiserver, lambda: self._get(ctx, "/readyz") is not None, 180, "/readyz")
+                wait_until(apiserver, lambda: self.get(ctx, "/readyz") is not None, 180, "/readyz")
             with ctx.progress.step(self.name, "starting kube-controller-manager and kube-scheduler"):
                 records.append(spawn("kube-controller-manager", [
                     str(self.bin(ctx, "kube-controller-manager")), f"--kubeconfig={kubeconfig}",
@@ -267,7 +287,7 @@ class KubernetesControlPlane(Component):
         raise StackError(f"kubernetes: node {NODE_NAME} did not become Ready in 60s; see "
                          f"{ctx.log(self.name, 'kwok')}")
 
-    def _get(self, ctx: StackContext, path: str) -> Any | None:
+    def get(self, ctx: StackContext, path: str) -> Any | None:
         pki = ctx.workdir(self.name) / "pki"
         if not (pki / "ca.crt").exists():
             return None
@@ -287,14 +307,14 @@ class KubernetesControlPlane(Component):
             return body.decode()
 
     def _node_ready(self, ctx: StackContext) -> bool:
-        node = self._get(ctx, f"/api/v1/nodes/{NODE_NAME}")
+        node = self.get(ctx, f"/api/v1/nodes/{NODE_NAME}")
         if not isinstance(node, dict):
             return False
         conditions = node.get("status", {}).get("conditions", [])
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
     def health(self, ctx: StackContext) -> Health:
-        version = self._get(ctx, "/version")
+        version = self.get(ctx, "/version")
         if not isinstance(version, dict):
             return Health(False, f"kube-apiserver not answering on 127.0.0.1:{ctx.settings.apiserver_port}")
         ready = self._node_ready(ctx)
