@@ -1,0 +1,221 @@
+"""The local executor against its floor, on the local stack's versitygw, with the same trivial script and the
+same concurrency:
+
+* floor: a minimal asyncio loop that downloads the input (aiobotocore ``get_object``), runs the script with
+  ``/bin/sh`` in a fresh folder, and uploads what it wrote (``put_object``);
+* oscar-stream: a worker with only the launch role (local executor), fed the invocations on its Kafka topic;
+  it stages, runs, uploads, keeps the log, records the job's state and publishes one result per invocation.
+  Its rate runs from the first to the last result record's timestamp.
+
+With ``--profile`` the worker runs under py-spy for one more run and the functions that hold most of its
+samples are written next to the results (``benchmarks/results/local_executor_profile.txt``).
+
+    .venv/bin/python -m benchmarks.local_executor [--jobs 400] [--concurrency 8] [--repeats 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from aiobotocore.session import get_session
+
+from benchmarks.common import RESULTS, Process, bars_with_runs, bench_settings, count_until, write_results
+from oscar_stream.cli.context import quiet_kafka_client
+from oscar_stream.config import Settings, load_settings
+from oscar_stream.core.events import CREATED, StorageEvent
+from oscar_stream.core.ids import created_object_id
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec
+from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
+from oscar_stream.topics import TopicNames
+from oscar_stream.worker.publish import apply_services, current_services
+from tests.support.kafka_io import produce_records
+
+BUCKET = "bench-local"
+SCRIPT = '#!/bin/sh\ncp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"\n'
+BODY = b"id,station,value\n" + b"".join(f"{i},north,{i * 0.5}\n".encode() for i in range(40))
+
+
+def _client(settings: Settings) -> Any:
+    storage = settings.storages[0]
+    secret = storage.secret_key.get_secret_value() if storage.secret_key else ""
+    return get_session().create_client("s3", endpoint_url=storage.endpoint, aws_access_key_id=storage.access_key,
+                                       aws_secret_access_key=secret, region_name="us-east-1")
+
+
+async def _stage_inputs(settings: Settings, keys: list[str]) -> None:
+    async with _client(settings) as s3:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            await s3.create_bucket(Bucket=BUCKET)
+        gate = asyncio.Semaphore(32)
+
+        async def put(key: str) -> None:
+            async with gate:
+                await s3.put_object(Bucket=BUCKET, Key=key, Body=BODY)
+
+        await asyncio.gather(*(put(k) for k in keys))
+
+
+async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, work: Path) -> float:
+    gate = asyncio.Semaphore(concurrency)
+    script = work / "script.sh"
+    script.write_text(SCRIPT)
+    async with _client(settings) as s3:
+
+        async def one(key: str) -> None:
+            async with gate:
+                folder = work / uuid.uuid4().hex
+                output = folder / "output"
+                output.mkdir(parents=True)
+                answer = await s3.get_object(Bucket=BUCKET, Key=key)
+                async with answer["Body"] as body:
+                    data = await body.read()
+                source = folder / key.rsplit("/", 1)[-1]
+                source.write_bytes(data)
+                proc = await asyncio.create_subprocess_exec(
+                    "/bin/sh", str(script), cwd=folder, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                    env={"PATH": "/usr/bin:/bin", "INPUT_FILE_PATH": str(source), "TMP_OUTPUT_DIR": str(output)})
+                assert await proc.wait() == 0
+                for produced in output.iterdir():
+                    await s3.put_object(Bucket=BUCKET, Key=f"floor-out/{produced.name}", Body=produced.read_bytes())
+                shutil.rmtree(folder)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(k) for k in keys))
+        return len(keys) / (time.monotonic() - started)
+
+
+def _invocations(service: ServiceSpec, keys: list[str]) -> list[Invocation]:
+    out = []
+    for n, key in enumerate(keys):
+        etag = f"{n:032x}"
+        event = StorageEvent(created_object_id("minio.default", BUCKET, key, None, etag, None), CREATED,
+                             "2026-01-01T00:00:00.000Z", "minio.default", "s3", BUCKET, key,
+                             "s3:ObjectCreated:Put", size=len(BODY), etag=etag)
+        out.append(Invocation.of(service.name, service.version, event))
+    return out
+
+
+async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: int,
+                       profile: Path | None = None) -> float:
+    settings, config = bench_settings(stack, work, worker={"executor": "local", "work_dir": str(work / "runs")})
+    await apply_topics(settings)
+    service = ServiceSpec(name="bench-local", image="unused", script=SCRIPT, concurrency=concurrency,
+                          inputs=(InputSpec("minio.default", f"{BUCKET}/in"),),
+                          outputs=(OutputSpec("minio.default", f"{BUCKET}/out"),))
+    await apply_services(settings, [service])
+    names = TopicNames(settings.kafka.topic_prefix)
+    worker = Process(config, "worker", "--roles", "launch", log=work / "worker.log")
+    spy: asyncio.subprocess.Process | None = None
+    try:
+        worker.wait_http(f"http://127.0.0.1:{settings.metrics.port}/readyz")
+        if profile is not None:
+            spy = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.proc.pid), "--format",
+                "raw", "--rate", "200", "--output", str(profile), stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL)
+        published = (await current_services(settings))[service.name]  # its version includes the token nonce
+        invocations = _invocations(published, keys)
+        await produce_records(settings, names.invocations, [(i.id.encode(), i.to_json(), []) for i in invocations])
+        arrival = await count_until(settings, names.results, len(keys))
+        return arrival.rate(len(keys))
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await asyncio.wait_for(spy.wait(), 60)
+        worker.stop()
+
+
+def top_functions(raw: Path, count: int = 15) -> list[tuple[str, float]]:
+    """The functions that hold most of py-spy's samples as their own (the leaf of each stack)."""
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(samples)
+        own[stack.split(";")[-1]] += int(samples)
+    return [(name, samples / max(total, 1)) for name, samples in own.most_common(count)]
+
+
+async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> dict[str, Any]:
+    stack = Stack(load_settings(None))
+    stack.up(DEFAULT_COMPONENTS)
+    work = Path(tempfile.mkdtemp(prefix="oscar-bench-local-"))
+    settings, _ = bench_settings(stack, work / "floor")
+    runs: dict[str, list[float]] = {"floor (asyncio + aiobotocore + /bin/sh)": [], "oscar-stream local executor": []}
+    for repeat in range(repeats):
+        keys = [f"in/{uuid.uuid4().hex[:8]}-{n:05d}.csv" for n in range(jobs)]
+        await _stage_inputs(settings, keys)
+        floor_dir = work / f"floor-{repeat}"
+        floor_dir.mkdir()
+        runs["floor (asyncio + aiobotocore + /bin/sh)"].append(await _floor_rate(settings, keys, concurrency,
+                                                                                  floor_dir))
+        runs["oscar-stream local executor"].append(await _worker_rate(stack, work / f"worker-{repeat}", keys,
+                                                                      concurrency))
+        print(", ".join(f"{k}: {v[-1]:.1f} jobs/s" for k, v in runs.items()), flush=True)
+    rates = {k: statistics.median(v) for k, v in runs.items()}
+    result: dict[str, Any] = {
+        "jobs": jobs, "concurrency": concurrency, "repeats": repeats, "runs": runs, "jobs_per_second_median": rates,
+        "ratio_per_run": [w / f for f, w in zip(*runs.values(), strict=True)],
+    }
+    if profile:
+        keys = [f"in/{uuid.uuid4().hex[:8]}-{n:05d}.csv" for n in range(jobs)]
+        await _stage_inputs(settings, keys)
+        raw = RESULTS / "local_executor_profile.raw"
+        RESULTS.mkdir(exist_ok=True)
+        await _worker_rate(stack, work / "profiled", keys, concurrency, raw)
+        top = top_functions(raw)
+        (RESULTS / "local_executor_profile.txt").write_text(
+            "".join(f"{share * 100:5.1f}%  {name}\n" for name, share in top))
+        result["profile_top"] = top
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    medians = result["jobs_per_second_median"]
+    bars_with_runs(ax, result["runs"], {n: f"{medians[n]:.0f}/s" for n in medians}, "jobs per second")
+    ratios = ", ".join(f"{r:.2f}" for r in result["ratio_per_run"])
+    ax.set_title(f"local executor / floor per run: {ratios} (concurrency {result['concurrency']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    quiet_kafka_client()
+    result = asyncio.run(measure(args.jobs, args.concurrency, args.repeats, args.profile))
+    path = write_results("local_executor", result)
+    plot(result, RESULTS / "local_executor.png")
+    print(f"results: {path}; ratio per run {', '.join(f'{r:.2f}' for r in result['ratio_per_run'])}")
+
+
+if __name__ == "__main__":
+    main()
