@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import statistics
@@ -26,12 +27,21 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiobotocore.session import get_session
 
-from benchmarks.common import RESULTS, Process, bars_with_runs, bench_settings, count_until, write_results
+from benchmarks.common import (
+    RESULTS,
+    Process,
+    bars_with_runs,
+    bench_settings,
+    count_until,
+    machine_busy_seconds,
+    write_results,
+)
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.events import CREATED, StorageEvent
@@ -43,6 +53,7 @@ from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.publish import apply_services, current_services
 from tests.support.kafka_io import produce_records
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of
 
 BUCKET = "bench-local"
 SCRIPT = '#!/bin/sh\ncp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"\n'
@@ -69,7 +80,13 @@ async def _stage_inputs(settings: Settings, keys: list[str]) -> None:
         await asyncio.gather(*(put(k) for k in keys))
 
 
-async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, work: Path) -> float:
+@dataclass(frozen=True)
+class Rate:
+    jobs_per_second: float
+    machine_cpu_per_job_s: float  # every core's busy time (Kafka, versitygw and the scripts included) per job
+
+
+async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, work: Path) -> Rate:
     gate = asyncio.Semaphore(concurrency)
     script = work / "script.sh"
     script.write_text(SCRIPT)
@@ -94,9 +111,16 @@ async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, wor
                     await s3.put_object(Bucket=BUCKET, Key=f"floor-out/{produced.name}", Body=produced.read_bytes())
                 shutil.rmtree(folder)
 
-        started = time.monotonic()
+        started, busy = time.monotonic(), machine_busy_seconds()
         await asyncio.gather(*(one(k) for k in keys))
-        return len(keys) / (time.monotonic() - started)
+        return Rate(len(keys) / (time.monotonic() - started), (machine_busy_seconds() - busy) / len(keys))
+
+
+def _cpu(pid: int) -> tuple[float, float]:
+    """A process's own CPU seconds, and its waited-for children's (the scripts and their shells)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def _invocations(service: ServiceSpec, keys: list[str]) -> list[Invocation]:
@@ -111,7 +135,7 @@ def _invocations(service: ServiceSpec, keys: list[str]) -> list[Invocation]:
 
 
 async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: int,
-                       profile: Path | None = None) -> float:
+                       profile: Path | None = None) -> Rate:
     settings, config = bench_settings(stack, work, worker={"executor": "local", "work_dir": str(work / "runs")})
     await apply_topics(settings)
     service = ServiceSpec(name="bench-local", image="unused", script=SCRIPT, concurrency=concurrency,
@@ -126,13 +150,17 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
         if profile is not None:
             spy = await asyncio.create_subprocess_exec(
                 str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.proc.pid), "--format",
-                "raw", "--rate", "200", "--output", str(profile), stdout=asyncio.subprocess.DEVNULL,
+                "raw", "--gil", "--rate", "200", "--output", str(profile), stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL)
         published = (await current_services(settings))[service.name]  # its version includes the token nonce
         invocations = _invocations(published, keys)
+        busy, own, children = machine_busy_seconds(), *_cpu(worker.proc.pid)
         await produce_records(settings, names.invocations, [(i.id.encode(), i.to_json(), []) for i in invocations])
         arrival = await count_until(settings, names.results, len(keys))
-        return arrival.rate(len(keys))
+        own_after, children_after = _cpu(worker.proc.pid)
+        print(f"  worker CPU per job: own {(own_after - own) / len(keys) * 1000:.2f} ms, its scripts "
+              f"{(children_after - children) / len(keys) * 1000:.2f} ms", flush=True)
+        return Rate(arrival.rate(len(keys)), (machine_busy_seconds() - busy) / len(keys))
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -158,21 +186,25 @@ async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> d
     stack.up(DEFAULT_COMPONENTS)
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-local-"))
     settings, _ = bench_settings(stack, work / "floor")
-    runs: dict[str, list[float]] = {"floor (asyncio + aiobotocore + /bin/sh)": [], "oscar-stream local executor": []}
+    floor, ours = "floor (asyncio + aiobotocore + /bin/sh)", "oscar-stream local executor"
+    runs: dict[str, list[float]] = {floor: [], ours: []}
+    cpu: dict[str, list[float]] = {floor: [], ours: []}
     for repeat in range(repeats):
         keys = [f"in/{uuid.uuid4().hex[:8]}-{n:05d}.csv" for n in range(jobs)]
         await _stage_inputs(settings, keys)
         floor_dir = work / f"floor-{repeat}"
         floor_dir.mkdir()
-        runs["floor (asyncio + aiobotocore + /bin/sh)"].append(await _floor_rate(settings, keys, concurrency,
-                                                                                  floor_dir))
-        runs["oscar-stream local executor"].append(await _worker_rate(stack, work / f"worker-{repeat}", keys,
-                                                                      concurrency))
-        print(", ".join(f"{k}: {v[-1]:.1f} jobs/s" for k, v in runs.items()), flush=True)
+        for name, rate in ((floor, await _floor_rate(settings, keys, concurrency, floor_dir)),
+                           (ours, await _worker_rate(stack, work / f"worker-{repeat}", keys, concurrency))):
+            runs[name].append(rate.jobs_per_second)
+            cpu[name].append(rate.machine_cpu_per_job_s * 1000)
+        print(", ".join(f"{k}: {runs[k][-1]:.1f} jobs/s, machine CPU {cpu[k][-1]:.1f} ms/job" for k in runs),
+              flush=True)
     rates = {k: statistics.median(v) for k, v in runs.items()}
     result: dict[str, Any] = {
         "jobs": jobs, "concurrency": concurrency, "repeats": repeats, "runs": runs, "jobs_per_second_median": rates,
         "ratio_per_run": [w / f for f, w in zip(*runs.values(), strict=True)],
+        "machine_cpu_ms_per_job": cpu,
     }
     if profile:
         keys = [f"in/{uuid.uuid4().hex[:8]}-{n:05d}.csv" for n in range(jobs)]
@@ -185,6 +217,7 @@ async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> d
             "".join(f"{share * 100:5.1f}%  {name}\n" for name, share in top))
         result["profile_top"] = top
     shutil.rmtree(work, ignore_errors=True)
+    await delete_topics_of(settings.kafka.bootstrap_servers, ISSUED_PREFIXES)
     return result
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -7,13 +9,18 @@ import pytest
 
 from oscar_stream.config import Settings
 from oscar_stream.stack.stack import Stack
-from tests.support.stack import ensure_stack, isolated_config, write_config
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack, isolated_config, write_config
 
 
 @pytest.fixture(scope="session")
-def stack() -> Stack:
-    """Kafka, versitygw and Prometheus: started once (or reused when already running)."""
-    return ensure_stack(("kafka", "s3", "prometheus"))
+def stack() -> Iterator[Stack]:
+    """Kafka, versitygw and Prometheus: started once (or reused when already running). The topics the tests
+    made are deleted at the end."""
+    started = ensure_stack(("kafka", "s3", "prometheus"))
+    yield started
+    if ISSUED_PREFIXES and started.running("kafka"):
+        bootstrap = f"127.0.0.1:{started.settings.stack.kafka_port}"
+        asyncio.run(delete_topics_of(bootstrap, ISSUED_PREFIXES))
 
 
 @pytest.fixture(scope="session")

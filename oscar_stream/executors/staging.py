@@ -15,7 +15,7 @@ from oscar_stream.storage.registry import Stores
 
 
 async def download_input(event: StorageEvent, stores: Stores, input_dir: Path) -> Path:
-    await asyncio.to_thread(input_dir.mkdir, parents=True, exist_ok=True)
+    input_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240  # cheaper inline than a thread hop
     dest = input_dir / input_file_name(event)
     await stores.get(event.storage).download(event.bucket, event.key, dest)
     return dest

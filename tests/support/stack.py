@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient
 
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.stack.components.base import StackContext
@@ -19,6 +20,7 @@ from oscar_stream.stack.progress import Progress
 from oscar_stream.stack.stack import Stack
 
 S3_SOURCE = "minio.default"
+ISSUED_PREFIXES: list[str] = []  # topic prefixes handed out in this session, their topics deleted at its end
 
 
 def stack_settings() -> Settings:
@@ -35,6 +37,7 @@ def isolated_config(stack: Stack, work: Path, **extra: Any) -> dict[str, Any]:
     """A configuration for one test: its own topic prefix and consumer group, the stack's servers."""
     s = stack.settings.stack
     prefix = f"t{uuid.uuid4().hex[:10]}"
+    ISSUED_PREFIXES.append(prefix)
     config: dict[str, Any] = {
         "app_id": f"{prefix}-worker",
         "kafka": {"bootstrap_servers": f"127.0.0.1:{s.kafka_port}", "topic_prefix": prefix},
@@ -50,6 +53,21 @@ def isolated_config(stack: Stack, work: Path, **extra: Any) -> dict[str, Any]:
         else:
             config[key] = value
     return config
+
+
+async def delete_topics_of(bootstrap: str, prefixes: list[str]) -> int:
+    """Delete the topics of these prefixes (the deployment's, and faust's own ``<prefix>-worker-...``): a broker
+    that keeps every test's topics makes each full metadata request, and everything after it, slower."""
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    await client.start()
+    try:
+        starts = tuple(f"{p}{sep}" for p in prefixes for sep in (".", "-"))
+        doomed = [t for t in await client.list_topics() if t.startswith(starts)]
+        for start in range(0, len(doomed), 200):
+            await client.delete_topics(doomed[start:start + 200], timeout_ms=60_000)
+        return len(doomed)
+    finally:
+        await client.close()
 
 
 def write_config(config: dict[str, Any], path: Path) -> Settings:
