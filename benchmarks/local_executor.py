@@ -123,6 +123,13 @@ def _cpu(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _invocations(service: ServiceSpec, keys: list[str]) -> list[Invocation]:
     out = []
     for n, key in enumerate(keys):
@@ -159,7 +166,8 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
         arrival = await count_until(settings, names.results, len(keys))
         own_after, children_after = _cpu(worker.proc.pid)
         print(f"  worker CPU per job: own {(own_after - own) / len(keys) * 1000:.2f} ms, its scripts "
-              f"{(children_after - children) / len(keys) * 1000:.2f} ms", flush=True)
+              f"{(children_after - children) / len(keys) * 1000:.2f} ms; worker RSS {_rss_mb(worker.proc.pid):.0f} MB",
+              flush=True)
         return Rate(arrival.rate(len(keys)), (machine_busy_seconds() - busy) / len(keys))
     finally:
         if spy is not None:
