@@ -103,14 +103,15 @@ end
 """
 
 
-async def wrk_posts(url: str, body: bytes, authorization: str, seconds: float, work: Path) -> int:
+async def wrk_posts(url: str, body: bytes, authorization: str, seconds: float, work: Path,
+                    connections: int = 64) -> int:
     """wrk (C, one thread, 64 connections) POSTs ``body`` to ``url`` for ``seconds``, each request with the next
     number in place of ``FRAMEID`` (so every body differs). Returns how many requests were answered; fails
     unless every answer was a 2xx."""
     (work / "body.bin").write_bytes(body)
     (work / "post.lua").write_text(_WRK_SCRIPT.format(body=work / "body.bin", authorization=authorization))
-    wrk = await asyncio.create_subprocess_exec("wrk", "-t1", "-c64", f"-d{seconds:g}s", "-s", str(work / "post.lua"),
-                                               url, stdout=asyncio.subprocess.PIPE)
+    wrk = await asyncio.create_subprocess_exec("wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s",
+                                               str(work / "post.lua"), url, stdout=asyncio.subprocess.PIPE)
     output = (await wrk.communicate())[0].decode()
     match = re.search(r"(\d+) requests in", output)
     if match is None or "Non-2xx" in output:
