@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import tempfile
@@ -87,7 +88,7 @@ async def _rate(stack: Stack, work: Path, scenario: str, seconds: float) -> floa
                 record = spawn("floor", [sys.executable, "-m", "benchmarks.gateway_floor", "--serve-floor",
                                          str(config), str(port)], work / "floor.log")
                 processes.append(record)
-                wait_until(record, lambda port=port: _answers(port), 30, "the floor's /readyz")
+                wait_until(record, functools.partial(_answers, port), 30, "the floor's /readyz")
             else:
                 own = config if n == 0 else _with_port(config, port, work / f"gateway-{n}.yaml")
                 gateway = Process(own, "gateway", log=work / f"gateway-{n}.log")
