@@ -50,7 +50,9 @@ class KafkaLink:
             check_size(record, MAX_RECORD_BYTES)
         pending = [self.writer.write(record) for record in records]
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*pending), self.timeout_s))
+            # asyncio.timeout and a plain await: wait_for and gather cost a task and a future per request
+            async with asyncio.timeout(self.timeout_s):
+                return [await placement for placement in pending]
         except TimeoutError as err:
             await self.overdue()
             raise KafkaUnavailable(f"Kafka did not acknowledge in {self.timeout_s:.0f}s") from err
