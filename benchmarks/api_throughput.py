@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks.common import Process, bars_with_runs, bench_settings, write_results, wrk_posts
+from benchmarks.common import Process, bars_with_runs, bench_settings, process_rss_mb, write_results, wrk_posts
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.core.jobs import JobRecord
 from oscar_stream.demo.data import percentile
@@ -44,12 +44,6 @@ NOTIFICATION = orjson.dumps({"EventName": "s3:ObjectCreated:Put", "Records": [{
     "eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": "bench-api"},
                                                 "object": {"key": "in%2Fframe-FRAMEID.dat", "eTag": "e"}}}]})
 
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def _service_token(http: aiohttp.ClientSession, url: str) -> str:
@@ -135,7 +129,7 @@ async def measure(seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
                     print(f"round {round_ + 1}/{repeats}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in runs.items()),
                           flush=True)
                 latencies = await _listing_latency(http, url, settings, jobs)
-                rss = _rss_mb(gateway.proc.pid)
+                rss = process_rss_mb(gateway.proc.pid)
         finally:
             gateway.stop()
     medians = {name: statistics.median(r) for name, r in runs.items()}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Process, bench_settings, process_cpu_seconds, write_results
+from benchmarks.common import Process, bench_settings, process_cpu_seconds, process_rss_mb, write_results
 from benchmarks.ingest_throughput import notification
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
@@ -71,12 +71,6 @@ async def _span(settings: Settings, topic: str) -> float:
         await reader.stop()
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
 
 async def _drain(stack: Stack, work: Path, count: int) -> dict[str, float]:
     settings, config = bench_settings(stack, work)
@@ -90,10 +84,10 @@ async def _drain(stack: Stack, work: Path, count: int) -> dict[str, float]:
         await asyncio.to_thread(worker.wait_http, f"http://127.0.0.1:{settings.metrics.port}/readyz")
         cpu, peak = process_cpu_seconds(worker.proc.pid), 0.0
         while await _held(settings, names.events) < count:
-            peak = max(peak, _rss_mb(worker.proc.pid))
+            peak = max(peak, process_rss_mb(worker.proc.pid))
             await asyncio.sleep(0.2)
         cpu = process_cpu_seconds(worker.proc.pid) - cpu
-        peak = max(peak, _rss_mb(worker.proc.pid))
+        peak = max(peak, process_rss_mb(worker.proc.pid))
     finally:
         worker.stop()
     seconds = await _span(settings, names.events)

@@ -84,6 +84,14 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_rss_mb(pid: int) -> float:
+    """A running process's resident memory now, in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def machine_busy_seconds() -> float:
     """CPU time spent by all cores on anything but idling and waiting for I/O, since boot (Linux /proc)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
@@ -142,3 +150,17 @@ def bars_with_runs(ax: Any, runs: dict[str, list[float]], labels: dict[str, str]
         ax.text(i, medians[i], labels[name], ha="center", va="bottom")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, max(max(r) for r in runs.values()) * 1.2)  # room for the labels under the title
+
+
+def plot_runs(runs: dict[str, list[float]], medians: dict[str, float], ylabel: str, title: str, path: Path) -> None:
+    """One chart of :func:`bars_with_runs`, each bar labelled with its median rate, written to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bars_with_runs(ax, runs, {n: f"{medians[n]:.0f}/s" for n in medians}, ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from benchmarks.common import Process, bars_with_runs, bench_settings, write_results, wrk_posts
+from benchmarks.common import Process, bench_settings, plot_runs, write_results, wrk_posts
 from benchmarks.ingest_throughput import notification
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import load_settings
@@ -143,18 +143,9 @@ async def measure(seconds: float, repeats: int) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    medians = result["requests_per_second_median"]
-    bars_with_runs(ax, result["runs"], {n: f"{medians[n]:.0f}/s" for n in medians}, "requests per second")
     ratios = ", ".join(f"{r:.2f}" for r in result["ratio_gateway_to_floor_per_run"])
-    ax.set_title(f"gateway / floor per run: {ratios}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    plot_runs(result["runs"], result["requests_per_second_median"], "requests per second",
+              f"gateway / floor per run: {ratios}", path)
 
 
 def main() -> None:

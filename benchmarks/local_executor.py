@@ -36,10 +36,11 @@ from aiobotocore.session import get_session
 from benchmarks.common import (
     RESULTS,
     Process,
-    bars_with_runs,
     bench_settings,
     count_until,
     machine_busy_seconds,
+    plot_runs,
+    process_rss_mb,
     write_results,
 )
 from oscar_stream.cli.context import quiet_kafka_client
@@ -123,12 +124,6 @@ def _cpu(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
 
 def _invocations(service: ServiceSpec, keys: list[str]) -> list[Invocation]:
     out = []
@@ -166,8 +161,8 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
         arrival = await count_until(settings, names.results, len(keys))
         own_after, children_after = _cpu(worker.proc.pid)
         print(f"  worker CPU per job: own {(own_after - own) / len(keys) * 1000:.2f} ms, its scripts "
-              f"{(children_after - children) / len(keys) * 1000:.2f} ms; worker RSS {_rss_mb(worker.proc.pid):.0f} MB",
-              flush=True)
+              f"{(children_after - children) / len(keys) * 1000:.2f} ms; worker RSS "
+              f"{process_rss_mb(worker.proc.pid):.0f} MB", flush=True)
         return Rate(arrival.rate(len(keys)), (machine_busy_seconds() - busy) / len(keys))
     finally:
         if spy is not None:
@@ -230,18 +225,9 @@ async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> d
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    medians = result["jobs_per_second_median"]
-    bars_with_runs(ax, result["runs"], {n: f"{medians[n]:.0f}/s" for n in medians}, "jobs per second")
     ratios = ", ".join(f"{r:.2f}" for r in result["ratio_per_run"])
-    ax.set_title(f"local executor / floor per run: {ratios} (concurrency {result['concurrency']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    plot_runs(result["runs"], result["jobs_per_second_median"], "jobs per second",
+              f"local executor / floor per run: {ratios} (concurrency {result['concurrency']})", path)
 
 
 def main() -> None:
