@@ -204,6 +204,11 @@ class WorkerSettings(_Section):
     stall_timeout_s: float = Field(
         default=60.0, gt=0, description="a stage that has not made a step for this long is reported unready; after "
                                         "twice as long, unhealthy (so Kubernetes restarts the worker)")
+    warm_host: str = Field(default="127.0.0.1", description="address the warm replicas' endpoint binds to")
+    warm_port: int = Field(default=0, ge=0, le=65535, description="its port (0: any free port)")
+    warm_url: str | None = Field(
+        default=None, description="the endpoint's address as gateways reach it (default: http://<host>:<port>; set "
+                                  "it when the worker binds 0.0.0.0 or sits behind a Service)")
 
 
 class Settings(BaseSettings):

@@ -140,3 +140,30 @@ def child(metric: Counter | Histogram, *labels: str) -> Any:
 
 def count(metric: Counter, *labels: str, amount: float = 1.0) -> None:
     child(metric, *labels).inc(amount)
+
+
+WARM_REPLICAS = Gauge(
+    "oscar_stream_warm_replicas", "Warm replicas of a service running in this worker", ["service"], registry=REGISTRY
+)
+WARM_RUNNING = Gauge(
+    "oscar_stream_warm_running", "Requests running on a service's warm replicas", ["service"], registry=REGISTRY
+)
+WARM_WAITING = Gauge(
+    "oscar_stream_warm_waiting", "Requests waiting for a free warm replica", ["service"], registry=REGISTRY
+)
+WARM_COLD_STARTS = Counter(
+    "oscar_stream_warm_cold_starts", "Warm replicas started (scale-ups, including from zero)", ["service"],
+    registry=REGISTRY,
+)
+WARM_START_SECONDS = Histogram(
+    "oscar_stream_warm_start_seconds", "Time to start a warm replica until its runner is ready", ["service"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+WARM_REQUESTS = Counter(
+    "oscar_stream_warm_requests", "Requests served by warm replicas, by outcome", ["service", "outcome"],
+    registry=REGISTRY,
+)
+WARM_REQUEST_SECONDS = Histogram(
+    "oscar_stream_warm_request_seconds", "Time of a request on a warm replica, waiting included", ["service"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)

@@ -80,6 +80,10 @@ class TopicNames:
         return f"{self.prefix}.jobs"
 
     @property
+    def warm(self) -> str:
+        return f"{self.prefix}.warm"
+
+    @property
     def deadletter(self) -> str:
         return f"{self.prefix}.deadletter"
 

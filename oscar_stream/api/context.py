@@ -15,6 +15,7 @@ from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.jobs_table import JobsTable
 from oscar_stream.worker.services_table import ServicesTable
+from oscar_stream.worker.warm_endpoints import WarmEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class ApiContext:
     names: TopicNames = field(init=False)
     services: ServicesTable = field(init=False)
     jobs: JobsTable = field(init=False)
+    warm: WarmEndpoints = field(init=False)
     storage: StorageSettings | None = field(init=False)
     store: S3Store | None = field(init=False)
 
@@ -33,6 +35,7 @@ class ApiContext:
         self.names = TopicNames(self.settings.kafka.topic_prefix)
         self.services = ServicesTable(self.settings.kafka, self.names.services, self.settings.cluster_id)
         self.jobs = JobsTable(self.settings.kafka, self.names.jobs)
+        self.warm = WarmEndpoints(self.settings.kafka, self.names.warm)
         self.storage = self.settings.api_storage()
         self.store = S3Store(self.storage) if self.storage is not None else None
 

@@ -1,4 +1,4 @@
-"""``POST /job/<svc>`` (and ``/run``, not served yet) and ``/system/logs``: invoking a service, the jobs of a
+"""``POST /job/<svc>`` and ``/system/logs``: invoking a service, the jobs of a
 service with their status and times, and their logs — from the jobs topic and the API's S3 store, so any gateway
 replica answers for jobs any worker ran."""
 
@@ -35,10 +35,6 @@ PAGE_SIZE = 70  # OSCAR's JOB_LISTING_LIMIT
 class JobEndpoints:
     def __init__(self, api: ApiContext) -> None:
         self.api = api
-
-    async def run(self, request: web.BaseRequest, name: str) -> web.Response:
-        return reply(404, f"POST /run/{name}: synchronous invocations are not available in oscar-stream yet",
-                     hint=f"invoke the service asynchronously with POST /job/{name}")
 
     async def job(self, request: web.BaseRequest, name: str) -> web.Response:
         """201 once the invocations are on Kafka (acks=all), with the jobs' names in ``X-Oscar-Stream-Job``."""

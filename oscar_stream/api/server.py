@@ -1,6 +1,7 @@
 """OSCAR's Manager API on the gateway: ``/health``, ``/system/info``, ``/system/config``, service CRUD,
-``POST /job/<svc>``, and the job listings and logs of ``/system/logs`` — answered from what every gateway replica
-reads from Kafka (the services and jobs topics) and the S3 store of the API, so any replica answers any request.
+``POST /job/<svc>``, ``POST /run/<svc>`` (api/run_endpoint.py), and the job listings and logs of ``/system/logs``
+— answered from what every gateway replica reads from Kafka (the services, jobs and warm topics) and the S3 store
+of the API, so any replica answers any request.
 
 Authentication as OSCAR's: HTTP Basic (``api.username``/``api.password``, compared in constant time) for
 ``/system/...``; the service's token (``Authorization: Bearer``) for ``/job`` and ``/run``. OIDC bearer tokens
@@ -22,6 +23,7 @@ from aiohttp import web
 from oscar_stream.api.context import ApiContext, ensure_bucket
 from oscar_stream.api.job_endpoints import JobEndpoints
 from oscar_stream.api.replies import json_reply, method_not_allowed, unauthorized
+from oscar_stream.api.run_endpoint import RunEndpoint
 from oscar_stream.api.service_endpoints import ServiceEndpoints
 from oscar_stream.config import Settings
 from oscar_stream.health import Component
@@ -41,7 +43,9 @@ class OscarApi:
         self.context = ApiContext(settings, link)
         self.services = ServiceEndpoints(self.context)
         self.jobs = JobEndpoints(self.context)
-        self.health = {"services": Component("api-services"), "jobs": Component("api-jobs")}
+        self.sync = RunEndpoint(self.context)
+        self.health = {"services": Component("api-services"), "jobs": Component("api-jobs"),
+                       "warm": Component("api-warm")}
         self.routes: dict[tuple[str, ...], Route] = {
             ("info",): {"GET": self._info},
             ("config",): {"GET": self._config},
@@ -54,18 +58,20 @@ class OscarApi:
 
     @property
     def ready(self) -> bool:
-        return self.context.services.ready.is_set() and self.context.jobs.ready.is_set()
+        context = self.context
+        return context.services.ready.is_set() and context.jobs.ready.is_set() and context.warm.ready.is_set()
 
     async def run(self) -> None:
         if self.context.store is not None:
             await ensure_bucket(self.context.store, self.context.settings.api.bucket)
         await asyncio.gather(self.context.services.run(self.health["services"]),
-                             self.context.jobs.run(self.health["jobs"]))
+                             self.context.jobs.run(self.health["jobs"]), self.context.warm.run(self.health["warm"]))
 
     async def close(self) -> None:
         if self.context.store is not None:
             await self.context.store.close()
         await self.services.close()
+        await self.sync.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path, method = request.path.rstrip("/") or "/", request.method
@@ -77,7 +83,7 @@ class OscarApi:
                 return reply(404, f"no endpoint {path}")
             if method != "POST":
                 return method_not_allowed(path, "POST")
-            return await (self.jobs.job if parts[0] == "job" else self.jobs.run)(request, parts[1])
+            return await (self.jobs.job if parts[0] == "job" else self.sync.run)(request, parts[1])
         if not self._admin(request):
             return unauthorized("Basic")
         arguments = parts[2:]

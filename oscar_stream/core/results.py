@@ -15,7 +15,7 @@ from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.jobs import LogLocation
 from oscar_stream.core.times import now_rfc3339
 
-ExecutorKind = Literal["local", "kubernetes", "remote"]
+ExecutorKind = Literal["local", "kubernetes", "remote", "warm"]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from oscar_stream import metrics
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.jobs import job_name
-from oscar_stream.core.results import Result
+from oscar_stream.core.results import ExecutorKind, Result
 from oscar_stream.core.times import now_rfc3339
 from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
 from oscar_stream.executors.staging import download_input, upload_outputs
@@ -32,7 +32,7 @@ class ScriptFailed(Exception):
 
 
 class LocalExecutor(Executor):
-    kind = "local"
+    kind: ExecutorKind = "local"
 
     def __init__(self, sink: ResultSink, limiter: Limiter, stores: Stores, work_root: Path) -> None:
         super().__init__(sink, limiter)

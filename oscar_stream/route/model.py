@@ -73,6 +73,23 @@ class OutputSpec:
         return segments[0], "/".join((*segments[1:], relative_name))
 
 
+@dataclass(frozen=True, slots=True)
+class WarmSpec:
+    """Warm replicas: long-lived copies of the service that run the script per request (``POST /run``) and, when
+    ``take_events``, per routed event instead of one job each."""
+
+    min_replicas: int = 0
+    max_replicas: int = 4
+    concurrency: int = 1  # requests one replica runs at once
+    idle_s: float = 60.0  # a replica with nothing to do for this long is stopped (down to min_replicas)
+    queue: int = 100  # requests that may wait for a free replica before the next one is refused (429)
+    take_events: bool = True
+
+    @property
+    def capacity(self) -> int:
+        return self.max_replicas * self.concurrency
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -99,6 +116,7 @@ class ServiceSpec:
     not_used: tuple[str, ...] = ()  # OSCAR fields accepted from the file that oscar-stream does not implement
     oscar_fields: Mapping[str, Any] = field(default_factory=dict)  # those fields as given, to answer OSCAR's API
     token_nonce: str | None = None  # with the deployment's secret, derives the service's token (never stored)
+    warm: WarmSpec | None = None
 
     @property
     def qualified(self) -> str:
@@ -120,6 +138,8 @@ class ServiceSpec:
         record["labels"] = dict(self.labels)
         record["annotations"] = dict(self.annotations)
         record["oscar_fields"] = dict(self.oscar_fields)
+        if self.warm is None:
+            del record["warm"]  # a service without warm replicas keeps the version it had before they existed
         if with_version:
             record["version"] = self.version
         return record
@@ -146,6 +166,8 @@ class ServiceSpec:
                        suffixes=tuple(o.get("suffixes", ())))
             for o in record.get("outputs", ())
         )
+        if record.get("warm") is not None:
+            fields["warm"] = WarmSpec(**record["warm"])
         for name in ("image_pull_secrets", "not_used"):
             fields[name] = tuple(record.get(name, ()))
         return cls(**fields)

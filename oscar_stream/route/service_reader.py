@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from oscar_stream.core.events import CREATED, OTHER, REMOVED, EventType
-from oscar_stream.route.model import DEFAULT_CPU, DEFAULT_MEMORY, InputSpec, OutputSpec, ServiceSpec, split_path
+from oscar_stream.route.model import (
+    DEFAULT_CPU,
+    DEFAULT_MEMORY,
+    InputSpec,
+    OutputSpec,
+    ServiceSpec,
+    WarmSpec,
+    split_path,
+)
 from oscar_stream.route.reader import SERVICE_NAME, Reader
 from oscar_stream.route.yaml_source import YamlPath
 
@@ -18,8 +26,11 @@ _SERVICE_FIELDS = {
     "name", "image", "script", "script_inline", "cpu", "memory", "enable_gpu", "gpus", "ephemeral_storage_request",
     "image_pull_secrets", "environment", "input", "output", "log_level", "labels", "annotations",
     # oscar-stream extras
-    "concurrency", "retries", "backoff_seconds", "timeout_seconds", "ttl_seconds",
+    "concurrency", "retries", "backoff_seconds", "timeout_seconds", "ttl_seconds", "warm",
 }
+_FDL_SERVICE_FIELDS = {"synchronous"}  # OSCAR's own way to ask for warm replicas
+_WARM_FIELDS = {"min_replicas", "max_replicas", "concurrency", "idle_seconds", "queue", "take_events"}
+_SYNCHRONOUS_FIELDS = {"min_scale", "max_scale"}
 _FDL_ONLY_FIELDS = {"storage_providers"}  # providers declared inside one service (OSCAR merges them)
 
 # OSCAR fields oscar-stream accepts but does not implement, and what a job does differently because of that.
@@ -29,8 +40,6 @@ _NOT_IMPLEMENTED = {
     "volume": "the job runs without the managed persistent volume (not implemented); nothing survives between jobs",
     "interlink_node_name": "the job runs on this cluster, not on the interLink node",
     "expose": "the service is not exposed as a long-running server (not implemented yet); it runs one job per event",
-    "synchronous": "POST /run/<service> (synchronous invocations) is not available yet; only storage events and "
-                   "asynchronous jobs run the service",
     "kserve": "no KServe inference service is created; the service runs as jobs only",
     "isolation_level": "no per-user bucket isolation yet: every user of the deployment can use the service's buckets",
     "allowed_users": "no per-user access control yet: every user of the deployment can use the service",
@@ -72,7 +81,7 @@ class ServiceReader:
         body = r.mapping(raw, path, required=True)
         if body is None:
             return None
-        known = _SERVICE_FIELDS | _FDL_ONLY_FIELDS if self.fdl else _SERVICE_FIELDS
+        known = _SERVICE_FIELDS | _FDL_ONLY_FIELDS | _FDL_SERVICE_FIELDS if self.fdl else _SERVICE_FIELDS
         unused = r.check_keys(body, path, known, OSCAR_UNUSED_SERVICE_FIELDS, lenient=self.fdl)
         self._report_unused(body, path, unused)
         self._service_scope = self._service_storages(body.get("storage_providers"), (*path, "storage_providers"))
@@ -116,10 +125,12 @@ class ServiceReader:
             "log_level": r.string(body.get("log_level"), (*path, "log_level")),
             "labels": r.string_map(body.get("labels"), (*path, "labels")),
             "annotations": r.string_map(body.get("annotations"), (*path, "annotations")),
+            "warm": self._warm(body, path),
         }
         if name is None or image is None or script is None:
             return None
-        extras = {key: value for key, value in body.items() if key not in known and key != "storage_providers"}
+        extras = {key: value for key, value in body.items()
+                  if key not in known - _FDL_SERVICE_FIELDS and key != "storage_providers"}
         return ServiceSpec(
             name=name, image=image, script=script, cluster=cluster, gpus=gpus, variables=variables,
             secrets=secrets, inputs=inputs, outputs=outputs, not_used=unused, oscar_fields=extras, **spec_fields,
@@ -137,6 +148,41 @@ class ServiceReader:
                 self.r.note((*path, key), f"'{key}' is accepted but changes nothing in oscar-stream")
                 continue
             self.r.warn((*path, key), f"'{key}' is accepted but not implemented: {_NOT_IMPLEMENTED[key]}")
+
+    def _warm(self, body: dict[str, Any], path: YamlPath) -> WarmSpec | None:
+        """oscar-stream's ``warm`` block; else, in an FDL file, OSCAR's ``synchronous`` (Knative's scale bounds):
+        replicas for ``POST /run`` while events still run one job each, as on OSCAR."""
+        r = self.r
+        if body.get("warm") is not None:
+            where = (*path, "warm")
+            raw = r.mapping(body["warm"], where) or {}
+            r.check_keys(raw, where, _WARM_FIELDS)
+            defaults = WarmSpec()
+            low = r.integer(raw.get("min_replicas"), (*where, "min_replicas"), defaults.min_replicas)
+            high = r.integer(raw.get("max_replicas"), (*where, "max_replicas"), max(low, defaults.max_replicas),
+                             minimum=1)
+            if high < low:
+                r.problem((*where, "max_replicas"), f"must be at least min_replicas ({low}), got {high}")
+            return WarmSpec(
+                min_replicas=low, max_replicas=max(low, high),
+                concurrency=r.integer(raw.get("concurrency"), (*where, "concurrency"), 1, minimum=1),
+                idle_s=r.number(raw.get("idle_seconds"), (*where, "idle_seconds"), defaults.idle_s),
+                queue=r.integer(raw.get("queue"), (*where, "queue"), defaults.queue),
+                take_events=r.boolean(raw.get("take_events"), (*where, "take_events"), True),
+            )
+        if not self.fdl or body.get("synchronous") is None:
+            return None
+        where = (*path, "synchronous")
+        raw = r.mapping(body["synchronous"], where) or {}
+        r.check_keys(raw, where, _SYNCHRONOUS_FIELDS, lenient=True)
+        low = r.integer(raw.get("min_scale"), (*where, "min_scale"), 0)
+        high = r.integer(raw.get("max_scale"), (*where, "max_scale"), 0)
+        if high == 0 and low == 0:
+            # oscar-cli sends zeros for every service: only bounds mean "serve POST /run"
+            r.note(where, "'synchronous' without bounds is taken as not given: give max_scale (or 'warm:') to "
+                   "serve POST /run/<service> from warm replicas")
+            return None
+        return WarmSpec(min_replicas=low, max_replicas=max(low, high or WarmSpec().max_replicas), take_events=False)
 
     def _service_storages(self, raw: Any, path: YamlPath) -> set[str]:
         """Storage providers declared inside the service body: usable by this service's inputs and outputs."""

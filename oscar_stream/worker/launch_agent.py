@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
 from oscar_stream.executors.local import LocalExecutor
 from oscar_stream.executors.log_archive import LogArchive
 from oscar_stream.executors.remote import RemoteForwarder
+from oscar_stream.executors.warm import WarmExecutor
 from oscar_stream.kafka.clients import all_partitions, group_member
 from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.launch.quota import worker_share
@@ -52,6 +54,8 @@ from oscar_stream.retry import Backoff
 from oscar_stream.route.model import ServiceSpec
 from oscar_stream.storage.registry import Stores
 from oscar_stream.topics import agent_group
+from oscar_stream.warm.http import WarmEndpoint
+from oscar_stream.warm.pools import WarmPools
 from oscar_stream.worker.context import WorkerContext
 from oscar_stream.worker.job_journal import JobJournal
 from oscar_stream.worker.ledger import ResultLedger
@@ -59,6 +63,7 @@ from oscar_stream.worker.offsets import OffsetTracker
 from oscar_stream.worker.result_publisher import ResultPublisher
 from oscar_stream.worker.service_queue import ServiceQueue
 from oscar_stream.worker.supervision import run_supervised
+from oscar_stream.worker.warm_endpoints import advertise
 
 log = logging.getLogger(__name__)
 ExecutorFactory = Callable[[WorkerContext, ResultSink, Limiter], Executor]
@@ -108,8 +113,12 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self.limiter = Limiter(self._share)
         self.executor = (executor_factory or default_executor)(ctx, self.publish, self.limiter)
         self.forwarder = RemoteForwarder(self.publish, self.limiter, settings)
+        self.pools = WarmPools(Path(settings.worker.work_dir))
+        self.warm = WarmExecutor(self.publish, self.limiter, Stores(settings.storages), Path(settings.worker.work_dir),
+                                 self.pools)
+        self.warm_endpoint = WarmEndpoint(self.pools, self._warm_service, settings.gateway.max_body_bytes)
         archive = LogArchive.from_settings(settings)
-        for executor in (self.executor, self.forwarder):
+        for executor in (self.executor, self.forwarder, self.warm):
             executor.owns, executor.jobs, executor.logs = self._owns, self.journal, archive
         self.owned: set[int] = set()
         self.loading: set[int] = set()  # owned, but their results are not known yet
@@ -122,14 +131,24 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self._paused = False
         self._committed: dict[int, int] = {}
         self._reader: AIOKafkaConsumer | None = None
-        ctx.services.on_service.append(lambda service: metrics.initialize_service(service.name, self.executor.kind))
+        ctx.services.on_service.append(
+            lambda service: metrics.initialize_service(service.name, self._executor_for(service).kind))
 
     # --- shares and ownership ------------------------------------------------------------------------------
 
     def _share(self, service: str) -> int:
         spec = self.ctx.services.index.get(service)
-        limit = spec.concurrency if spec is not None else 1
+        limit = 1 if spec is None else spec.warm.capacity if spec.warm and spec.warm.take_events else spec.concurrency
         return worker_share(limit, self.owned, self.partitions, service)
+
+    def _warm_service(self, name: str) -> ServiceSpec | None:
+        spec = self.ctx.services.index.get(name)
+        return spec if spec is not None and spec.warm is not None and self.ctx.services.is_local(spec) else None
+
+    def _executor_for(self, service: ServiceSpec) -> Executor:
+        if not self.ctx.services.is_local(service):
+            return self.forwarder
+        return self.warm if _takes_events_warm(service) else self.executor
 
     def _owns(self, invocation_id: str) -> bool:
         partition = self.publish.partition_of(invocation_id)
@@ -140,12 +159,20 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
     async def run(self) -> None:
         await self.ctx.services.ready.wait()
         await self.executor.start()
-        helpers = [asyncio.ensure_future(self._prune_forever()), asyncio.ensure_future(self.journal.run())]
+        worker = self.ctx.settings.worker
+        url = await self.warm_endpoint.start(worker.warm_host, worker.warm_port, worker.warm_url)
+        helpers = [asyncio.ensure_future(self._prune_forever()), asyncio.ensure_future(self.journal.run()),
+                   asyncio.ensure_future(self.pools.keep(self._warm_services)),
+                   asyncio.ensure_future(advertise(self.producer, self.names.warm, uuid.uuid4().hex, url,
+                                                   self.warm_endpoint.token))]
         try:
             await run_supervised("launch", self._run_once, self.health)
         finally:
             for helper in helpers:
                 helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self.warm_endpoint.stop()
+            await self.pools.close()
             await self.executor.stop()
             await self.forwarder.stop()
             await self.producer.stop()
@@ -337,7 +364,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             self._start(item, self.publish(Result.failed(invocation, self.executor.kind, reason)))
             return
         item.service = service
-        self.journal.update(service.name, invocation.id, self.executor.kind, "Pending")
+        self.journal.update(service.name, invocation.id, self._executor_for(service).kind, "Pending")
         self.queues.setdefault(service.name, ServiceQueue()).append(item.partition, item)
         self.queued += 1
         metrics.INVOCATIONS_QUEUED.labels(service.name).set(len(self.queues[service.name]))
@@ -409,17 +436,13 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
     async def _launch(self, item: Item, permit: Permit) -> None:
         invocation, service = item.invocation, item.service
         assert invocation is not None and service is not None
-        metrics.UPLOAD_TO_LAUNCH.labels(service.name, self.executor.kind).observe(
+        metrics.UPLOAD_TO_LAUNCH.labels(service.name, self._executor_for(service).kind).observe(
             age_seconds(invocation.event.received_at or invocation.event.time))
-        local = self.ctx.services.is_local(service)
         backoff = Backoff(0.5, 30.0)
         try:
             while True:
                 try:
-                    if local:
-                        await self.executor.launch(invocation, service, permit)
-                    else:
-                        await self.forwarder.launch(invocation, service, permit)
+                    await self._executor_for(service).launch(invocation, service, permit)
                     return
                 except asyncio.CancelledError:
                     raise
@@ -434,10 +457,17 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             permit.release()
             raise
 
+    def _warm_services(self) -> list[ServiceSpec]:
+        return [s for s in self.ctx.services.index.services() if s.warm is not None and self.ctx.services.is_local(s)]
+
     async def _prune_forever(self) -> None:
         while True:
             await asyncio.sleep(60)
             self.ledger.prune()
+
+
+def _takes_events_warm(spec: ServiceSpec) -> bool:
+    return spec.warm is not None and spec.warm.take_events
 
 
 def _instance(instance_id: str | None) -> str | None:

@@ -240,7 +240,7 @@ def test_what_oscar_python_does_not_look_at(deployment: Deployment) -> None:
     huge = requests.post(job, data=b"x" * 1_100_000, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert huge.status_code == 413
     run = requests.post(f"{url}/run/zeros", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert run.status_code == 404 and "not available" in run.json()["message"]
+    assert run.status_code == 404 and "takes no synchronous invocations" in run.json()["message"]
     assert requests.delete(f"{url}/system/services/zeros", auth=auth, timeout=10).status_code == 204
     assert requests.get(f"{url}/system/services/zeros", auth=auth, timeout=10).status_code == 404
 

@@ -151,10 +151,11 @@ def test_fields_that_change_what_a_job_does_are_warnings_that_say_how(tmp_path: 
     warnings = [str(n) for n in loaded.notes if n.level == "warning"]
     notes = [str(n) for n in loaded.notes if n.level == "note"]
     assert any("'alpine' is accepted but changes nothing" in n for n in notes)
-    assert any("'synchronous' is accepted but not implemented: POST /run" in w for w in warnings)
+    assert any("'synchronous' without bounds is taken as not given" in n for n in notes)
     assert any("'mount' is accepted but not implemented: the job runs without the storage path mounted" in w
                for w in warnings)
-    assert loaded.table.services[0].not_used == ("alpine", "synchronous", "mount")
+    assert loaded.table.services[0].not_used == ("alpine", "mount")
+    assert loaded.table.services[0].warm is None
 
 
 def test_not_yaml_and_not_a_routing_file(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_every_topic_is_declared_once_per_source() -> None:
     ])
     names = sorted(desired_topics(settings))
     assert names == ["oscar.deadletter", "oscar.events", "oscar.invocations", "oscar.jobs", "oscar.raw.minio.default",
-                     "oscar.raw.webdav.dcache", "oscar.results", "oscar.services"]
+                     "oscar.raw.webdav.dcache", "oscar.results", "oscar.services", "oscar.warm"]
     assert desired_topics(settings)["oscar.services"].config["cleanup.policy"] == "compact"
 
 

@@ -1,0 +1,1 @@
+"""Warm replicas: long-lived copies of a service that run its script per request, with the job contract."""

@@ -1,0 +1,76 @@
+"""Every warm service's pool in this worker, reconciled with the services table: a pool per current version
+(a new version replaces the old one, which finishes what it runs), none for a service that is gone or no longer
+warm, ``min_replicas`` kept started."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from oscar_stream import metrics
+from oscar_stream.route.model import ServiceSpec
+from oscar_stream.warm.pool import WarmPool
+
+KEEP_EVERY_S = 1.0
+DRAIN_S = 300.0  # how long a replaced version may finish what it runs
+
+
+class WarmPools:
+    def __init__(self, work_dir: Path) -> None:
+        self.parent = work_dir / "warm"
+        self.root = self.parent / str(os.getpid())
+        self.pools: dict[str, WarmPool] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def pool(self, service: ServiceSpec) -> WarmPool:
+        """The pool of the service's version (made, and an older version's pool retired, when needed)."""
+        current = self.pools.get(service.name)
+        if current is not None and current.service.version == service.version:
+            return current
+        if current is not None:
+            self._retire(current)
+        pool = self.pools[service.name] = WarmPool(service, self.root / service.name / service.version[:16])
+        pool.scale()
+        return pool
+
+    def _retire(self, pool: WarmPool) -> None:
+        task = asyncio.ensure_future(pool.close(pool.service.timeout_s or DRAIN_S))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def keep(self, warm_services: Callable[[], Iterable[ServiceSpec]]) -> None:
+        """For the worker's life: follow the table and scale every pool (idle replicas stop, minimums start)."""
+        await asyncio.to_thread(self._remove_leftovers)
+        while True:
+            wanted = {service.name: service for service in warm_services()}
+            for name in [n for n in self.pools if n not in wanted]:
+                self._retire(self.pools.pop(name))
+                for gauge in (metrics.WARM_REPLICAS, metrics.WARM_RUNNING, metrics.WARM_WAITING):
+                    gauge.labels(name).set(0)
+            for service in wanted.values():
+                self.pool(service).scale()
+            await asyncio.sleep(KEEP_EVERY_S)
+
+    def _remove_leftovers(self) -> None:
+        """Folders of earlier worker processes on this machine that are gone (their FIFOs and replica homes)."""
+        if not self.parent.is_dir():
+            return
+        for folder in self.parent.iterdir():
+            if folder.name.isdigit() and not _alive(int(folder.name)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    async def close(self) -> None:
+        pools, self.pools = list(self.pools.values()), {}
+        await asyncio.gather(*(pool.close() for pool in pools), *self._closing, return_exceptions=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        return True
+    return False

@@ -1,0 +1,150 @@
+"""One warm replica: a runner (launch/warm_runner.py) and the two FIFOs that carry its requests and completions.
+
+Locally the replica spawns the runner itself; in a pod the runner is the user's container and the replica only
+opens the shared folder's FIFOs (``spawn=False``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from oscar_stream.core.errors import OscarStreamError
+from oscar_stream.launch.warm_runner import RUNNER_SCRIPT, parse_done, request_env
+
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT = (_SETPRIV, "--pdeathsig", "KILL") if _SETPRIV else ()
+_BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+class ReplicaGone(OscarStreamError):
+    """The replica stopped (or was stopped) before the request finished."""
+
+
+class Replica:
+    def __init__(self, root: Path, script: str, env: Mapping[str, str], spawn: bool = True) -> None:
+        self.root = root
+        self.script = script
+        self.env = dict(env)
+        self.spawn = spawn
+        self.inflight = 0
+        self.idle_since = time.monotonic()
+        self.started_s: float | None = None  # how long the start took (a cold start's own cost)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._requests = -1
+        self._waiting: dict[str, asyncio.Future[int]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self.alive = False
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        began = time.monotonic()
+        await asyncio.to_thread(self._prepare)
+        # Both FIFOs open read-write: opening never blocks on a runner that is not there yet, and neither end
+        # sees end-of-file while the other is away; a runner's death is seen through its process.
+        done_fd = os.open(self.root / "done", os.O_RDWR | os.O_NONBLOCK)
+        self._requests = os.open(self.root / "requests", os.O_RDWR | os.O_NONBLOCK)
+        stream = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(done_fd, "rb", buffering=0))
+        if self.spawn:
+            env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+            env.update(self.env)
+            env["HOME"] = str(self.root / "home")
+            self._proc = await asyncio.create_subprocess_exec(
+                *_DIE_WITH_PARENT, "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
+                str(self.root / "script.sh"), env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while (await stream.readline()).strip() != b"ready":
+                    pass
+        except TimeoutError:
+            await self.stop()
+            raise ReplicaGone(f"the replica's runner did not start within {timeout_s:g}s (folder {self.root})"
+                              ) from None
+        self.alive = True
+        self.started_s = time.monotonic() - began
+        self._reader = asyncio.ensure_future(self._read_completions(stream))
+        if self._proc is not None:
+            self._watcher = asyncio.ensure_future(self._watch(self._proc))
+
+    def _prepare(self) -> None:
+        (self.root / "home").mkdir(parents=True, exist_ok=True)
+        (self.root / "req").mkdir(exist_ok=True)
+        if self.spawn:
+            (self.root / "script.sh").write_text(self.script)
+        for name in ("requests", "done"):
+            fifo = self.root / name
+            if not fifo.exists():
+                os.mkfifo(fifo, 0o666)
+
+    def new_request(self) -> Path:
+        """A fresh request folder with an empty output folder; the caller stages the input into it."""
+        folder = self.root / "req" / uuid.uuid4().hex
+        (folder / "output").mkdir(parents=True)
+        return folder
+
+    async def run(self, folder: Path, variables: Mapping[str, str], timeout_s: float | None) -> int:
+        """Run the script once for the request in ``folder``; its exit code. On a timeout the replica is
+        stopped (its runner cannot cancel one script alone) and TimeoutError raised."""
+        if not self.alive:
+            raise ReplicaGone("the replica is stopped")
+        (folder / "env").write_text(request_env(variables))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting[folder.name] = future
+        self.inflight += 1
+        try:
+            os.write(self._requests, f"{folder.name}\n".encode())
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError:
+            await self.stop()
+            raise
+        finally:
+            self._waiting.pop(folder.name, None)
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.idle_since = time.monotonic()
+
+    async def _read_completions(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            done = parse_done(line.decode(errors="replace"))
+            if done is not None and (future := self._waiting.get(done[0])) is not None and not future.done():
+                future.set_result(done[1])
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self.alive:
+            self.alive = False
+            self._fail_waiting(f"the replica's runner exited with code {code}")
+
+    def _fail_waiting(self, why: str) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(ReplicaGone(why))
+
+    async def stop(self) -> None:
+        self.alive = False
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            await self._proc.wait()
+        for task in (self._reader, self._watcher):
+            if task is not None:
+                task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        if self._requests >= 0:
+            os.close(self._requests)
+            self._requests = -1
+        self._fail_waiting("the replica was stopped")
+        await asyncio.to_thread(shutil.rmtree, self.root, True)
