@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from oscar_stream.warm.replica import ReplicaGone
 log = logging.getLogger(__name__)
 INPUT_NAME_HEADER = "X-Oscar-Stream-Input-Name"
 DEFAULT_TIMEOUT_S = 300.0
+INLINE_BYTES = 1 << 20  # outputs up to this size are read inline: a thread hop costs more than reading them
 
 
 class WarmEndpoint:
@@ -73,13 +75,13 @@ async def run_once(pool: WarmPool, service: ServiceSpec, payload: bytes, input_n
     try:
         async with pool.request() as (replica, folder):
             input_dir, output_dir = folder / "input", folder / "output"
-            input_dir.mkdir()
             (input_dir / name).write_bytes(payload)  # small (the body limit): cheaper inline than a thread hop
             code = await replica.run(folder, {"INPUT_FILE_PATH": str(input_dir / name),
                                               "TMP_INPUT_DIR": str(input_dir),
                                               "TMP_OUTPUT_DIR": str(output_dir)},
                                      service.timeout_s or DEFAULT_TIMEOUT_S)
-            logged, outputs = await asyncio.to_thread(_collect, folder)
+            small = _total_size(output_dir) < INLINE_BYTES
+            logged, outputs = _collect(folder) if small else await asyncio.to_thread(_collect, folder)
         if code != 0:
             return reply(502, f"the script exited with code {code}: {log_tail(logged)}", exit_code=code)
         body, content_type = sync_answer(outputs, logged, raw)
@@ -97,6 +99,11 @@ async def run_once(pool: WarmPool, service: ServiceSpec, payload: bytes, input_n
     finally:
         metrics.count(metrics.WARM_REQUESTS, service.name, outcome)
         metrics.child(metrics.WARM_REQUEST_SECONDS, service.name).observe(time.monotonic() - started)
+
+
+def _total_size(folder: Path) -> int:
+    with os.scandir(folder) as entries:
+        return sum(e.stat().st_size if e.is_file() else INLINE_BYTES for e in entries)
 
 
 def _collect(folder: Path) -> tuple[bytes, list[tuple[str, bytes]]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
@@ -64,12 +63,12 @@ class WarmPool:
         when the queue is full (requests of clients who can come back); invocations of events are bounded by the
         launch stage's own limit instead, and always wait."""
         replica = await self._acquire(bounded)
-        folder = replica.new_request()
+        folder = replica.take_folder()
         try:
             yield replica, folder
         finally:
+            replica.give_back(folder)  # usually a file or two: cheaper inline than a thread hop
             self._release(replica)
-            shutil.rmtree(folder, ignore_errors=True)  # a few small files: cheaper inline than a thread hop
 
     async def _acquire(self, bounded: bool) -> Replica:
         if self.closed:

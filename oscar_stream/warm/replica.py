@@ -43,6 +43,7 @@ class Replica:
         self._watcher: asyncio.Task[None] | None = None
         self._transport: asyncio.ReadTransport | None = None
         self.alive = False
+        self._free: list[Path] = []
 
     async def start(self, timeout_s: float = 30.0) -> None:
         began = time.monotonic()
@@ -87,11 +88,26 @@ class Replica:
             if not fifo.exists():
                 os.mkfifo(fifo, 0o666)
 
-    def new_request(self) -> Path:
-        """A fresh request folder with an empty output folder; the caller stages the input into it."""
+    def take_folder(self) -> Path:
+        """An empty request folder (``input/`` and ``output/``); the caller stages the input into it. Folders
+        are reused: making and removing a tree per request cost more than the request's own work."""
+        if self._free:
+            return self._free.pop()
         folder = self.root / "req" / uuid.uuid4().hex
         (folder / "output").mkdir(parents=True)
+        (folder / "input").mkdir()
         return folder
+
+    def give_back(self, folder: Path) -> None:
+        if not self.alive:
+            return
+        try:
+            for part in ("input", "output"):
+                _empty(folder / part)
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)  # the script left something odd: start that one afresh
+            return
+        self._free.append(folder)
 
     async def run(self, folder: Path, variables: Mapping[str, str], timeout_s: float | None) -> int:
         """Run the script once for the request in ``folder``; its exit code. On a timeout the replica is
@@ -148,3 +164,12 @@ class Replica:
             self._requests = -1
         self._fail_waiting("the replica was stopped")
         await asyncio.to_thread(shutil.rmtree, self.root, True)
+
+
+def _empty(folder: Path) -> None:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
