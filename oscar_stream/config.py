@@ -163,6 +163,10 @@ class KubernetesSettings(_Section):
     node_selector: dict[str, str] = Field(default_factory=dict, description="labels a node must have to run jobs")
     tolerations: list[dict[str, str]] = Field(default_factory=list, description="taints of those nodes that jobs "
                                                                                 "tolerate (Kubernetes' fields)")
+    warm_url: str = Field(default="http://{name}.{namespace}.svc:{port}",
+                          description="how workers reach a warm service's pods ({name}: its Service, {namespace}, "
+                                      "{port}); the local stack's node shares the host's network: "
+                                      "http://127.0.0.1:{port}")
     cleanup_interval_s: float = Field(default=60.0, gt=0, description="how often unused ConfigMaps/Secrets are sought")
     cleanup_grace_s: float = Field(default=600.0, ge=0,
                                    description="how long an object stays unused before it is deleted")

@@ -15,7 +15,8 @@ from oscar_stream.api.context import ApiContext
 from oscar_stream.api.replies import unauthorized
 from oscar_stream.api.tokens import same_token
 from oscar_stream.http_replies import bearer, read_body, reply
-from oscar_stream.warm.http import DEFAULT_TIMEOUT_S, INPUT_NAME_HEADER
+from oscar_stream.warm.http import INPUT_NAME_HEADER
+from oscar_stream.warm.invoke import DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 COLD_START_ALLOWANCE_S = 60.0

@@ -15,6 +15,7 @@ from oscar_stream.cli.pipeline_cmd import apply, route, services_group, validate
 from oscar_stream.cli.stack_cmd import stack_group
 from oscar_stream.cli.top_cmd import top
 from oscar_stream.cli.topics_cmd import topics_group
+from oscar_stream.cli.warm_cmd import warm_replica
 from oscar_stream.cli.worker_cmd import worker
 
 
@@ -29,7 +30,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 for command in (stack_group, topics_group, events_group, validate, apply, services_group, route, worker, gateway,
-                dcache_watch, job_group, demo, top):
+                dcache_watch, job_group, warm_replica, demo, top):
     cli.add_command(command)
 
 

@@ -108,7 +108,7 @@ def secrets_object(service: ServiceSpec, namespace: str, deployment: str) -> dic
     }
 
 
-def _resources(service: ServiceSpec) -> dict[str, Any]:
+def container_resources(service: ServiceSpec) -> dict[str, Any]:
     amounts: dict[str, str] = {"cpu": service.cpu, "memory": service.memory}
     if service.ephemeral_storage:
         amounts["ephemeral-storage"] = service.ephemeral_storage
@@ -122,7 +122,7 @@ def _env(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
-_HELPER_SECURITY = {
+HELPER_SECURITY = {
     "runAsNonRoot": True,
     "runAsUser": 10001,
     "allowPrivilegeEscalation": False,
@@ -163,7 +163,7 @@ def script_container(invocation: Invocation, service: ServiceSpec, deployment: s
         "terminationMessagePolicy": "FallbackToLogsOnError",  # a failed script's log tail names the failure
         "workingDir": WORK,
         "env": _env(env),
-        "resources": _resources(service),
+        "resources": container_resources(service),
         "volumeMounts": [{"name": "work", "mountPath": WORK},
                          {"name": "script", "mountPath": f"{WORK}/script", "readOnly": True}],
     }
@@ -184,7 +184,7 @@ def helper_container(name: str, invocation: Invocation, service: ServiceSpec, he
         "volumeMounts": [{"name": "work", "mountPath": WORK},
                          {"name": "storage", "mountPath": "/etc/oscar-stream", "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}],
-        "securityContext": _HELPER_SECURITY, "resources": _HELPER_RESOURCES,
+        "securityContext": HELPER_SECURITY, "resources": _HELPER_RESOURCES,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 

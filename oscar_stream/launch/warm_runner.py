@@ -20,6 +20,7 @@ from collections.abc import Mapping
 RUNNER_SCRIPT = r"""
 set -u
 root="$1"; script="$2"
+while [ ! -p "$root/done" ]; do sleep 0.1; done  # in a pod, the dispatcher beside us makes the FIFOs
 exec 3<>"$root/requests" 4>"$root/done"
 echo ready >&4
 while IFS= read -r id <&3; do

@@ -85,6 +85,7 @@ class Stack:
                 component = COMPONENTS[name]
                 if self.running(name):
                     progress.say(name, "already running")
+                    component.refresh(self.ctx)
                     continue
                 self.stop(name)
                 if name in slow:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,14 @@ class PoolClosed(OscarStreamError):
 
 
 class WarmPool:
-    def __init__(self, service: ServiceSpec, root: Path) -> None:
+    def __init__(self, service: ServiceSpec, root: Path, external: bool = False) -> None:
+        """``external``: the runner is not ours to start (a pod's other container runs it in ``root``): the pool
+        has that one replica, opened at start and again after it failed."""
         assert service.warm is not None
         self.service = service
-        self.spec: WarmSpec = service.warm
+        self.spec: WarmSpec = service.warm if not external else replace(service.warm, min_replicas=1, max_replicas=1)
         self.root = root
+        self.external = external
         self.replicas: list[Replica] = []
         self.slots: dict[Replica, int] = {}  # requests holding a slot of each replica
         self.starting = 0
@@ -149,7 +153,8 @@ class WarmPool:
         env = {**self.service.variables, **self.service.secrets}
         if self.service.log_level:
             env.setdefault("LOG_LEVEL", self.service.log_level)
-        replica = Replica(self.root / f"replica-{self._numbers}", self.service.script, env)
+        replica = (Replica(self.root, self.service.script, {}, spawn=False) if self.external else
+                   Replica(self.root / f"replica-{self._numbers}", self.service.script, env))
         try:
             await replica.start(START_TIMEOUT_S)
         except (OSError, ReplicaGone) as err:

@@ -11,8 +11,13 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from aiohttp import web
+
 from oscar_stream import metrics
+from oscar_stream.core.invocation import Invocation
 from oscar_stream.route.model import ServiceSpec
+from oscar_stream.storage.registry import Stores
+from oscar_stream.warm.invoke import Attempt, run_invocation, run_sync
 from oscar_stream.warm.pool import WarmPool
 
 KEEP_EVERY_S = 1.0
@@ -20,7 +25,10 @@ DRAIN_S = 300.0  # how long a replaced version may finish what it runs
 
 
 class WarmPools:
-    def __init__(self, work_dir: Path) -> None:
+    """The local backend (warm/backend.py): replicas are processes of this worker."""
+
+    def __init__(self, work_dir: Path, stores: Stores) -> None:
+        self.stores = stores
         self.parent = work_dir / "warm"
         self.root = self.parent / str(os.getpid())
         self.pools: dict[str, WarmPool] = {}
@@ -36,6 +44,12 @@ class WarmPools:
         pool = self.pools[service.name] = WarmPool(service, self.root / service.name / service.version[:16])
         pool.scale()
         return pool
+
+    async def run(self, service: ServiceSpec, payload: bytes, input_name: str, raw: bool) -> web.Response:
+        return await run_sync(self.pool(service), service, payload, input_name, raw)
+
+    async def invoke(self, service: ServiceSpec, invocation: Invocation) -> Attempt:
+        return await run_invocation(self.pool(service), service, invocation, self.stores)
 
     def _retire(self, pool: WarmPool) -> None:
         task = asyncio.ensure_future(pool.close(pool.service.timeout_s or DRAIN_S))

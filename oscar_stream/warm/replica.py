@@ -83,10 +83,14 @@ class Replica:
         (self.root / "req").mkdir(exist_ok=True)
         if self.spawn:
             (self.root / "script.sh").write_text(self.script)
-        for name in ("requests", "done"):
+        else:  # the runner's container may run as any user
+            for folder in (self.root / "home", self.root / "req"):
+                folder.chmod(0o777)
+        for name in ("requests", "done"):  # "done" last: the runner waits for it
             fifo = self.root / name
             if not fifo.exists():
                 os.mkfifo(fifo, 0o666)
+                fifo.chmod(0o666)
 
     def take_folder(self) -> Path:
         """An empty request folder (``input/`` and ``output/``); the caller stages the input into it. Folders
@@ -96,6 +100,9 @@ class Replica:
         folder = self.root / "req" / uuid.uuid4().hex
         (folder / "output").mkdir(parents=True)
         (folder / "input").mkdir()
+        if not self.spawn:  # the runner's container may run as any user
+            for part in (folder, folder / "output", folder / "input"):
+                part.chmod(0o777)
         return folder
 
     def give_back(self, folder: Path) -> None:
@@ -163,7 +170,8 @@ class Replica:
             os.close(self._requests)
             self._requests = -1
         self._fail_waiting("the replica was stopped")
-        await asyncio.to_thread(shutil.rmtree, self.root, True)
+        if self.spawn:  # a runner in another container keeps its folder
+            await asyncio.to_thread(shutil.rmtree, self.root, True)
 
 
 def _empty(folder: Path) -> None:

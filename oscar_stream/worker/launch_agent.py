@@ -46,7 +46,6 @@ from oscar_stream.executors.base import Executor, Limiter, Permit, ResultSink
 from oscar_stream.executors.local import LocalExecutor
 from oscar_stream.executors.log_archive import LogArchive
 from oscar_stream.executors.remote import RemoteForwarder
-from oscar_stream.executors.warm import WarmExecutor
 from oscar_stream.kafka.clients import all_partitions, group_member
 from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.launch.quota import worker_share
@@ -54,6 +53,8 @@ from oscar_stream.retry import Backoff
 from oscar_stream.route.model import ServiceSpec
 from oscar_stream.storage.registry import Stores
 from oscar_stream.topics import agent_group
+from oscar_stream.warm.backend import WarmBackend
+from oscar_stream.warm.executor import WarmExecutor
 from oscar_stream.warm.http import WarmEndpoint
 from oscar_stream.warm.pools import WarmPools
 from oscar_stream.worker.context import WorkerContext
@@ -76,6 +77,14 @@ def default_executor(ctx: WorkerContext, sink: ResultSink, limiter: Limiter) -> 
 
         return KubernetesExecutor(sink, limiter, ctx.settings, ctx.health.component("kubernetes"))
     return LocalExecutor(sink, limiter, Stores(ctx.settings.storages), Path(ctx.settings.worker.work_dir))
+
+
+def default_warm_backend(ctx: WorkerContext, stores: Stores) -> WarmBackend:
+    if ctx.settings.worker.executor == "kubernetes":
+        from oscar_stream.warm.kubernetes import KubernetesWarm  # imported only where it is used
+
+        return KubernetesWarm(ctx.settings, ctx.health.component("kubernetes-warm"))
+    return WarmPools(Path(ctx.settings.worker.work_dir), stores)
 
 
 class PartitionsMismatch(OscarStreamError):
@@ -113,10 +122,10 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self.limiter = Limiter(self._share)
         self.executor = (executor_factory or default_executor)(ctx, self.publish, self.limiter)
         self.forwarder = RemoteForwarder(self.publish, self.limiter, settings)
-        self.pools = WarmPools(Path(settings.worker.work_dir))
-        self.warm = WarmExecutor(self.publish, self.limiter, Stores(settings.storages), Path(settings.worker.work_dir),
-                                 self.pools)
-        self.warm_endpoint = WarmEndpoint(self.pools, self._warm_service, settings.gateway.max_body_bytes)
+        stores = Stores(settings.storages)
+        self.warm_backend = default_warm_backend(ctx, stores)
+        self.warm = WarmExecutor(self.publish, self.limiter, stores, Path(settings.worker.work_dir), self.warm_backend)
+        self.warm_endpoint = WarmEndpoint(self.warm_backend, self._warm_service, settings.gateway.max_body_bytes)
         archive = LogArchive.from_settings(settings)
         for executor in (self.executor, self.forwarder, self.warm):
             executor.owns, executor.jobs, executor.logs = self._owns, self.journal, archive
@@ -162,7 +171,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         worker = self.ctx.settings.worker
         url = await self.warm_endpoint.start(worker.warm_host, worker.warm_port, worker.warm_url)
         helpers = [asyncio.ensure_future(self._prune_forever()), asyncio.ensure_future(self.journal.run()),
-                   asyncio.ensure_future(self.pools.keep(self._warm_services)),
+                   asyncio.ensure_future(self.warm_backend.keep(self._warm_services)),
                    asyncio.ensure_future(advertise(self.producer, self.names.warm, uuid.uuid4().hex, url,
                                                    self.warm_endpoint.token))]
         try:
@@ -172,7 +181,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self.warm_endpoint.stop()
-            await self.pools.close()
+            await self.warm_backend.close()
             await self.executor.stop()
             await self.forwarder.stop()
             await self.producer.stop()

@@ -138,8 +138,9 @@ def test_scale_up_under_load_refuse_when_full_and_down_to_zero(deployment: Deplo
 
 def test_events_reach_a_warm_stage_whose_outputs_trigger_a_job(deployment: Deployment, tmp_path: Path) -> None:
     stage1, stage2, files = "warm-detect", "job-report", 6
+    upper = 'sleep 0.1; tr a-z A-Z < "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH")"\n'
     _, _, loads = deployment.create(
-        stage1, MODEL + 'sleep 0.1; tr a-z A-Z < "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH")"\n',
+        stage1, MODEL + upper,
         "      warm: {min_replicas: 1, max_replicas: 1}\n",
         "      input:\n      - {storage_provider: minio.default, path: wpipe/in}\n"
         "      output:\n      - {storage_provider: minio.default, path: wpipe/mid}\n")

@@ -57,6 +57,9 @@ class Component(ABC):
     def health(self, ctx: StackContext) -> Health:
         """Probe the running component (without starting anything)."""
 
+    def refresh(self, ctx: StackContext) -> None:  # noqa: B027  # an optional hook, empty for most components
+        """Bring a running component up to date with what was built since it started (cheap when nothing was)."""
+
     def stopped(self, ctx: StackContext) -> None:  # noqa: B027  # an optional hook, empty for most components
         """Clean up what outlives the component's processes (none do, unless a component says otherwise)."""
 

@@ -154,12 +154,7 @@ class KubernetesNode(Component):
                                    env={"PATH": f"{binary.parent}:{os.environ.get('PATH', '')}"})  # its shim
                 records.append(containerd)
                 wait_until(containerd, socket.exists, 60, "containerd socket")
-            present = self._ctr(ctx, "images", "list")
-            for image in self.images(ctx):
-                if f" {image.digest} " in present:
-                    continue
-                with ctx.progress.step(self.name, f"importing {image.name}"):
-                    self._ctr(ctx, "images", "import", str(image.archive))
+            self.refresh(ctx)
             with ctx.progress.step(self.name, f"starting kubelet {KUBERNETES_VERSION} as node {NODE_NAME}"):
                 records.append(spawn("kubelet", [
                     str(self._bin(ctx, f"kubelet-{KUBERNETES_VERSION}", "kubelet")),
@@ -214,6 +209,16 @@ class KubernetesNode(Component):
 
     def stopped(self, ctx: StackContext) -> None:
         _stop_leftover_containers(self._socket(ctx))
+
+    def refresh(self, ctx: StackContext) -> None:
+        """Import the images containerd does not have as built now (after a code change: oscar-stream's own
+        image's project layer; the tag then names the new image)."""
+        present = self._ctr(ctx, "images", "list")
+        for image in self.images(ctx):
+            if f" {image.digest} " in present:
+                continue
+            with ctx.progress.step(self.name, f"importing {image.name}"):
+                self._ctr(ctx, "images", "import", str(image.archive))
 
     def _ctr(self, ctx: StackContext, *args: str) -> str:
         ctr = self._bin(ctx, f"containerd-{CONTAINERD_VERSION}", "ctr")
@@ -291,4 +296,5 @@ def real_node_kubernetes_config(kubeconfig: Path) -> dict[str, object]:
         "host_network": True,
         "node_selector": {NODE_LABEL[0]: NODE_LABEL[1]},
         "tolerations": [{"key": NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+        "warm_url": "http://127.0.0.1:{port}",
     }
