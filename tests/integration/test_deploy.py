@@ -57,7 +57,7 @@ def test_overlay_renders_and_the_api_server_accepts_it(cluster_ready: Stack, ove
     if overlay == "strimzi":
         topics = {o["spec"]["topicName"] for o in objects if o["kind"] == "KafkaTopic"}
         assert topics == {"oscar.deadletter", "oscar.events", "oscar.invocations", "oscar.raw.minio.default",
-                          "oscar.results", "oscar.services", "oscar.jobs"}
+                          "oscar.results", "oscar.services", "oscar.jobs", "oscar.warm"}
 
 
 def test_role_is_least_privilege(kube_stack: Stack) -> None:

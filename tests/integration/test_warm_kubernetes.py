@@ -32,7 +32,7 @@ from oscar_stream.warm.kubernetes import KubernetesWarm
 from tests.integration.test_oscar_api import Gateway
 from tests.support.faults import Worker
 from tests.support.kafka_io import read_all
-from tests.support.kube import NAMESPACE, api, kubeconfig
+from tests.support.kube import NAMESPACE, api, launcher_kubeconfig
 from tests.support.stack import S3_SOURCE, isolated_config, notifying_store, write_config
 
 pytestmark = pytest.mark.kubernetes
@@ -46,8 +46,9 @@ def _spec(name: str, script: str = "echo hi\n", **warm: Any) -> ServiceSpec:
 
 
 def test_the_objects_follow_the_service(kube_stack: Stack, tmp_path: Path) -> None:
+    # with the ServiceAccount of the shipped manifests: their Role must allow what warm services need
     config = isolated_config(kube_stack, tmp_path, worker={"executor": "kubernetes"},
-                             kubernetes={"kubeconfig": kubeconfig(kube_stack)})
+                             kubernetes={"kubeconfig": str(launcher_kubeconfig(kube_stack, tmp_path / "kubeconfig"))})
     settings = write_config(config, tmp_path / "oscar-stream.yaml")
     name = f"warm-{uuid.uuid4().hex[:6]}"
 
