@@ -32,7 +32,8 @@ THROUGHPUT = {
     "dead-letters": "oscar_stream_deadlettered",
 }
 PER_SERVICE = ("oscar_stream_jobs_active", "oscar_stream_jobs_launched", "oscar_stream_jobs_succeeded",
-               "oscar_stream_jobs_failed")
+               "oscar_stream_jobs_failed", "oscar_stream_warm_replicas", "oscar_stream_warm_waiting",
+               "oscar_stream_warm_cold_starts")
 
 
 @dataclass
@@ -129,13 +130,17 @@ def render(settings: Settings, previous: Sample | None, current: Sample, lag: di
             rates.append(f"{name} {max(delta, 0.0) / seconds:.1f}")
     lines.append("THROUGHPUT /s  " + "  ".join(rates))
     lines.append("LAG (records)  " + ("  ".join(f"{t} {n}" for t, n in sorted(lag.items())) or "none"))
-    lines.append(f"{'SERVICE':<28}{'ACTIVE':>8}{'LAUNCHED':>10}{'SUCCEEDED':>11}{'FAILED':>8}")
+    lines.append(f"{'SERVICE':<28}{'ACTIVE':>8}{'LAUNCHED':>10}{'SUCCEEDED':>11}{'FAILED':>8}"
+                 f"{'REPLICAS':>10}{'WAITING':>9}{'COLD STARTS':>13}")
     for service in sorted(current.services):
         values = current.services[service]
         lines.append(f"{service:<28}{values.get('oscar_stream_jobs_active', 0):>8.0f}"
                      f"{values.get('oscar_stream_jobs_launched', 0):>10.0f}"
                      f"{values.get('oscar_stream_jobs_succeeded', 0):>11.0f}"
-                     f"{values.get('oscar_stream_jobs_failed', 0):>8.0f}")
+                     f"{values.get('oscar_stream_jobs_failed', 0):>8.0f}"
+                     f"{values.get('oscar_stream_warm_replicas', 0):>10.0f}"
+                     f"{values.get('oscar_stream_warm_waiting', 0):>9.0f}"
+                     f"{values.get('oscar_stream_warm_cold_starts', 0):>13.0f}")
     lines.append("RECENT FAILURES" + ("" if failures else "  none"))
     for failure in failures:
         text = f"  {failure.finished_at}  {failure.service}  {failure.invocation_id[:8]}  {failure.reason}"

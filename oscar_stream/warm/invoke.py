@@ -53,6 +53,17 @@ class Attempt:
 async def run_invocation(pool: WarmPool, service: ServiceSpec, invocation: Invocation, stores: Stores) -> Attempt:
     """Stage the input, run the script once, upload the outputs. A replica that stops under the request (or a
     version replaced while it waited) raises ReplicaGone/PoolClosed: the caller tries again."""
+    started = time.monotonic()
+    attempt = Attempt("the replica went away")
+    try:
+        attempt = await _attempt(pool, service, invocation, stores)
+        return attempt
+    finally:
+        metrics.count(metrics.WARM_REQUESTS, service.name, "succeeded" if attempt.error is None else "failed")
+        metrics.child(metrics.WARM_REQUEST_SECONDS, service.name).observe(time.monotonic() - started)
+
+
+async def _attempt(pool: WarmPool, service: ServiceSpec, invocation: Invocation, stores: Stores) -> Attempt:
     async with pool.request(bounded=False) as (replica, folder):
         input_dir, output_dir = folder / "input", folder / "output"
         try:

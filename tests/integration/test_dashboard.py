@@ -56,6 +56,12 @@ services:
     retries: 1
     backoff_seconds: 0.2
     input: [{storage_provider: minio, path: dash/broken}]
+  - name: dash-warm
+    image: alpine:3.22
+    script_inline: |
+      cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"
+    warm: {min_replicas: 1, max_replicas: 2}
+    input: [{storage_provider: minio, path: dash/warm}]
 """
 
 
@@ -145,7 +151,7 @@ async def test_every_dashboard_query_returns_data(stack: Stack, config: dict[str
         await store.ensure_bucket("dash")
         token = config["sources"][0]["token"]
         hook = f"http://127.0.0.1:{gateway_port}/webhook/minio.default"
-        for index, folder in enumerate(["in", "in", "broken", "nobody-wants-this"]):
+        for index, folder in enumerate(["in", "in", "broken", "nobody-wants-this", "warm"]):
             source = tmp_path / f"f{index}.txt"
             source.write_bytes(b"hello" * (index + 1))
             stored = await store.upload(source, "dash", f"{folder}/f{index}.txt")
@@ -154,10 +160,10 @@ async def test_every_dashboard_query_returns_data(stack: Stack, config: dict[str
         await store.close()
         dcache.emit_system("EVENT_LOSS")
         names = TopicNames(settings.kafka.topic_prefix)
-        results = await read_records(settings, names.results, 5, timeout_s=90)
+        results = await read_records(settings, names.results, 6, timeout_s=90)
         statuses = sorted((orjson.loads(r.value)["service"], orjson.loads(r.value)["status"]) for r in results)
         assert statuses == [("dash-broken", "failed"), ("dash-first", "succeeded"), ("dash-first", "succeeded"),
-                            ("dash-second", "succeeded"), ("dash-second", "succeeded")]
+                            ("dash-second", "succeeded"), ("dash-second", "succeeded"), ("dash-warm", "succeeded")]
         prometheus = f"http://127.0.0.1:{stack.settings.stack.prometheus_port}"
         await asyncio.sleep(3 * stack.settings.stack.scrape_interval_s + 6)  # lag is exported every 5s
         empty: list[str] = []
@@ -181,8 +187,10 @@ async def test_every_dashboard_query_returns_data(stack: Stack, config: dict[str
         screen = (await top.communicate())[0].decode()
         assert top.returncode == 0, screen
         rows = {line.split()[0]: line.split()[1:] for line in screen.splitlines()
-                if line.startswith(("dash-first", "dash-second", "dash-broken"))}
-        assert rows["dash-first"] == ["0", "2", "2", "0"] and rows["dash-broken"][3] == "1"  # active launched ok failed
+                if line.startswith(("dash-first", "dash-second", "dash-broken", "dash-warm"))}
+        # active, launched, succeeded, failed, warm replicas, waiting, cold starts
+        assert rows["dash-first"] == ["0", "2", "2", "0", "0", "0", "0"] and rows["dash-broken"][3] == "1"
+        assert rows["dash-warm"] == ["0", "1", "1", "0", "1", "0", "1"]
         assert "dash-broken" in screen.split("RECENT FAILURES", 1)[1] and "exited with code 3" in screen
         assert "THROUGHPUT /s" in screen and "LAG (records)" in screen
         failed = await query(prometheus, 'sum(oscar_stream_jobs_failed_total{service="dash-broken"})')
