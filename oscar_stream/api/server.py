@@ -1,7 +1,7 @@
 """OSCAR's Manager API on the gateway: ``/health``, ``/system/info``, ``/system/config``, service CRUD,
-``POST /job/<svc>``, ``POST /run/<svc>`` (api/run_endpoint.py), and the job listings and logs of ``/system/logs``
-— answered from what every gateway replica reads from Kafka (the services, jobs and warm topics) and the S3 store
-of the API, so any replica answers any request.
+``POST /job/<svc>``, ``POST /run/<svc>`` and exposed services (api/warm_endpoints.py), and the job listings and
+logs of ``/system/logs`` — answered from what every gateway replica reads from Kafka (the services, jobs and warm
+topics) and the S3 store of the API, so any replica answers any request.
 
 Authentication as OSCAR's: HTTP Basic (``api.username``/``api.password``, compared in constant time) for
 ``/system/...``; the service's token (``Authorization: Bearer``) for ``/job`` and ``/run``. OIDC bearer tokens
@@ -23,12 +23,13 @@ from aiohttp import web
 from oscar_stream.api.context import ApiContext, ensure_bucket
 from oscar_stream.api.job_endpoints import JobEndpoints
 from oscar_stream.api.replies import json_reply, method_not_allowed, unauthorized
-from oscar_stream.api.run_endpoint import RunEndpoint
 from oscar_stream.api.service_endpoints import ServiceEndpoints
+from oscar_stream.api.warm_endpoints import WarmEndpoints
 from oscar_stream.config import Settings
 from oscar_stream.health import Component
 from oscar_stream.http_replies import reply
 from oscar_stream.kafka.link import KafkaLink
+from oscar_stream.launch.exposed_path import exposed_prefix
 
 API_PREFIXES = ("/system/", "/job/", "/run/")
 Route = dict[str, Callable[..., Awaitable[web.StreamResponse]]]  # method -> handler(request, *path parts)
@@ -43,7 +44,7 @@ class OscarApi:
         self.context = ApiContext(settings, link)
         self.services = ServiceEndpoints(self.context)
         self.jobs = JobEndpoints(self.context)
-        self.sync = RunEndpoint(self.context)
+        self.warm = WarmEndpoints(self.context)
         self.health = {"services": Component("api-services"), "jobs": Component("api-jobs"),
                        "warm": Component("api-warm")}
         self.routes: dict[tuple[str, ...], Route] = {
@@ -71,7 +72,7 @@ class OscarApi:
         if self.context.store is not None:
             await self.context.store.close()
         await self.services.close()
-        await self.sync.close()
+        await self.warm.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path, method = request.path.rstrip("/") or "/", request.method
@@ -83,7 +84,11 @@ class OscarApi:
                 return reply(404, f"no endpoint {path}")
             if method != "POST":
                 return method_not_allowed(path, "POST")
-            return await (self.jobs.job if parts[0] == "job" else self.sync.run)(request, parts[1])
+            return await (self.jobs.job if parts[0] == "job" else self.warm.run)(request, parts[1])
+        if parts[:2] == ["system", "services"] and len(parts) >= 4 and parts[3] == "exposed":
+            prefix = exposed_prefix(parts[2])
+            rest = request.rel_url.raw_path[len(prefix):].removeprefix("/")  # as sent: encoded, trailing slash
+            return await self.warm.exposed(request, parts[2], rest)  # its own auth (set_auth)
         if not self._admin(request):
             return unauthorized("Basic")
         arguments = parts[2:]

@@ -105,7 +105,7 @@ class LocalExecutor(Executor):
         env.update(service.secrets)
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                *_DIE_WITH_WORKER, "/bin/sh", str(script), cwd=run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
+                *DIE_WITH_WORKER, "/bin/sh", str(script), cwd=run_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
             try:
@@ -128,7 +128,7 @@ class LocalExecutor(Executor):
 # signal and execs the shell; setting it from Python (preexec_fn) would force a fork of the whole worker per
 # job instead of a vfork (measured: ~4 ms against ~1 ms per spawn).
 _SETPRIV = shutil.which("setpriv")
-_DIE_WITH_WORKER = (_SETPRIV, "--pdeathsig", "KILL") if _SETPRIV else ()
+DIE_WITH_WORKER = (_SETPRIV, "--pdeathsig", "KILL") if _SETPRIV else ()
 
 
 def _staged_marker(input_dir: Path) -> Path:

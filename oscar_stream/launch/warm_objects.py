@@ -150,3 +150,89 @@ def token_secret(namespace: str, deployment: str, token: str) -> dict[str, Any]:
             "metadata": {"name": token_secret_name(deployment), "namespace": namespace,
                          "labels": owned_labels(deployment)},
             "stringData": {TOKEN_KEY: token}}
+
+
+# --- exposed services ------------------------------------------------------------------------------------------
+
+def exposed_name(service: str) -> str:
+    return f"oscar-exposed-{service}"
+
+
+def exposed_labels(service: ServiceSpec, deployment: str) -> dict[str, str]:
+    return {**owned_labels(deployment, service.name), LABEL_EXPOSED: "true"}
+
+
+LABEL_EXPOSED = "oscar-stream.io/exposed"
+
+
+def exposed_deployment(service: ServiceSpec, namespace: str, deployment: str,
+                       placement: Placement) -> dict[str, Any]:
+    """The service's own server: its script (or, with ``default_command``, the image's command) listening on
+    ``api_port`` (also given as $PORT)."""
+    expose = service.expose
+    assert expose is not None
+    labels = {**service.labels, **exposed_labels(service, deployment)}
+    annotations = {**service.annotations, ANNOTATION_VERSION: service.version}
+    env = {**service.variables, "PORT": str(expose.api_port)}
+    server: dict[str, Any] = {
+        "name": "server", "image": service.image,
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "ports": [{"name": "api", "containerPort": expose.api_port, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": expose.api_port}, "periodSeconds": 2},
+        "resources": container_resources(service),
+    }
+    volumes: list[dict[str, Any]] = []
+    if not expose.default_command:
+        server["command"] = ["/bin/sh", SCRIPT_PATH]
+        server["volumeMounts"] = [{"name": "script", "mountPath": f"{WORK}/script", "readOnly": True}]
+        volumes.append({"name": "script", "configMap": {"name": script_configmap_name(service, deployment),
+                                                        "defaultMode": 0o555}})
+    if service.secrets:
+        server["envFrom"] = [{"secretRef": {"name": secrets_name(service, deployment)}}]
+    pod_spec: dict[str, Any] = {"automountServiceAccountToken": False, "enableServiceLinks": False,
+                                "containers": [server], "volumes": volumes}
+    placement.apply(pod_spec)
+    if service.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in service.image_pull_secrets]
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": exposed_name(service.name), "namespace": namespace, "labels": labels,
+                     "annotations": annotations},
+        "spec": {
+            "replicas": expose.min_replicas,
+            "selector": {"matchLabels": exposed_labels(service, deployment)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+        },
+    }
+
+
+def exposed_service_object(service: ServiceSpec, namespace: str, deployment: str) -> dict[str, Any]:
+    assert service.expose is not None
+    port = service.expose.api_port
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": exposed_name(service.name), "namespace": namespace,
+                     "labels": exposed_labels(service, deployment),
+                     "annotations": {ANNOTATION_VERSION: service.version}},
+        "spec": {"type": "ClusterIP", "selector": exposed_labels(service, deployment),
+                 "ports": [{"name": "api", "port": port, "targetPort": port, "protocol": "TCP"}]},
+    }
+
+
+def exposed_autoscaler(service: ServiceSpec, namespace: str, deployment: str) -> dict[str, Any]:
+    """Replicas between the service's bounds, from CPU use against ``cpu_threshold`` percent of the request."""
+    expose = service.expose
+    assert expose is not None
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": exposed_name(service.name), "namespace": namespace,
+                     "labels": exposed_labels(service, deployment),
+                     "annotations": {ANNOTATION_VERSION: service.version}},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": exposed_name(service.name)},
+            "minReplicas": expose.min_replicas, "maxReplicas": expose.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": expose.cpu_threshold}}}],
+        },
+    }

@@ -90,6 +90,20 @@ class WarmSpec:
         return self.max_replicas * self.concurrency
 
 
+@dataclass(frozen=True, slots=True)
+class ExposeSpec:
+    """An exposed service: the service's own long-running server on ``api_port`` (OSCAR's ``expose``), reached
+    through the gateway at ``/system/services/<name>/exposed/...``."""
+
+    api_port: int
+    min_replicas: int = 1
+    max_replicas: int = 1
+    cpu_threshold: int = 80  # percent of the CPU request, the autoscaler's target on Kubernetes
+    rewrite_target: bool = False  # the server sees the path after .../exposed (else the whole path)
+    default_command: bool = False  # run the image's own command instead of the script (Kubernetes only)
+    set_auth: bool = False  # requests need the service's token
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -117,6 +131,7 @@ class ServiceSpec:
     oscar_fields: Mapping[str, Any] = field(default_factory=dict)  # those fields as given, to answer OSCAR's API
     token_nonce: str | None = None  # with the deployment's secret, derives the service's token (never stored)
     warm: WarmSpec | None = None
+    expose: ExposeSpec | None = None
 
     @property
     def qualified(self) -> str:
@@ -138,8 +153,9 @@ class ServiceSpec:
         record["labels"] = dict(self.labels)
         record["annotations"] = dict(self.annotations)
         record["oscar_fields"] = dict(self.oscar_fields)
-        if self.warm is None:
-            del record["warm"]  # a service without warm replicas keeps the version it had before they existed
+        for optional in ("warm", "expose"):
+            if record[optional] is None:
+                del record[optional]  # a service without them keeps the version it had before they existed
         if with_version:
             record["version"] = self.version
         return record
@@ -168,6 +184,8 @@ class ServiceSpec:
         )
         if record.get("warm") is not None:
             fields["warm"] = WarmSpec(**record["warm"])
+        if record.get("expose") is not None:
+            fields["expose"] = ExposeSpec(**record["expose"])
         for name in ("image_pull_secrets", "not_used"):
             fields[name] = tuple(record.get(name, ()))
         return cls(**fields)

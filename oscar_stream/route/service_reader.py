@@ -10,6 +10,7 @@ from oscar_stream.core.events import CREATED, OTHER, REMOVED, EventType
 from oscar_stream.route.model import (
     DEFAULT_CPU,
     DEFAULT_MEMORY,
+    ExposeSpec,
     InputSpec,
     OutputSpec,
     ServiceSpec,
@@ -26,11 +27,13 @@ _SERVICE_FIELDS = {
     "name", "image", "script", "script_inline", "cpu", "memory", "enable_gpu", "gpus", "ephemeral_storage_request",
     "image_pull_secrets", "environment", "input", "output", "log_level", "labels", "annotations",
     # oscar-stream extras
-    "concurrency", "retries", "backoff_seconds", "timeout_seconds", "ttl_seconds", "warm",
+    "concurrency", "retries", "backoff_seconds", "timeout_seconds", "ttl_seconds", "warm", "expose",
 }
 _FDL_SERVICE_FIELDS = {"synchronous"}  # OSCAR's own way to ask for warm replicas
 _WARM_FIELDS = {"min_replicas", "max_replicas", "concurrency", "idle_seconds", "queue", "take_events"}
 _SYNCHRONOUS_FIELDS = {"min_scale", "max_scale"}
+_EXPOSE_FIELDS = {"min_scale", "max_scale", "api_port", "cpu_threshold", "rewrite_target", "default_command",
+                  "set_auth", "nodePort"}
 _FDL_ONLY_FIELDS = {"storage_providers"}  # providers declared inside one service (OSCAR merges them)
 
 # OSCAR fields oscar-stream accepts but does not implement, and what a job does differently because of that.
@@ -39,7 +42,6 @@ _NOT_IMPLEMENTED = {
              "that needs a privileged FUSE sidecar); the script must read and write through its input and outputs",
     "volume": "the job runs without the managed persistent volume (not implemented); nothing survives between jobs",
     "interlink_node_name": "the job runs on this cluster, not on the interLink node",
-    "expose": "the service is not exposed as a long-running server (not implemented yet); it runs one job per event",
     "kserve": "no KServe inference service is created; the service runs as jobs only",
     "isolation_level": "no per-user bucket isolation yet: every user of the deployment can use the service's buckets",
     "allowed_users": "no per-user access control yet: every user of the deployment can use the service",
@@ -126,11 +128,13 @@ class ServiceReader:
             "labels": r.string_map(body.get("labels"), (*path, "labels")),
             "annotations": r.string_map(body.get("annotations"), (*path, "annotations")),
             "warm": self._warm(body, path),
+            "expose": self._expose(body, path),
         }
         if name is None or image is None or script is None:
             return None
+        echoed = _FDL_SERVICE_FIELDS | {"expose"}  # OSCAR's own fields, given back as written by OSCAR's API
         extras = {key: value for key, value in body.items()
-                  if key not in known - _FDL_SERVICE_FIELDS and key != "storage_providers"}
+                  if key not in known - echoed and key != "storage_providers"}
         return ServiceSpec(
             name=name, image=image, script=script, cluster=cluster, gpus=gpus, variables=variables,
             secrets=secrets, inputs=inputs, outputs=outputs, not_used=unused, oscar_fields=extras, **spec_fields,
@@ -183,6 +187,35 @@ class ServiceReader:
                    "serve POST /run/<service> from warm replicas")
             return None
         return WarmSpec(min_replicas=low, max_replicas=max(low, high or WarmSpec().max_replicas), take_events=False)
+
+    def _expose(self, body: dict[str, Any], path: YamlPath) -> ExposeSpec | None:
+        """OSCAR's ``expose`` block (the same in both formats); without an api_port it is taken as not given
+        (oscar-cli sends zeros for every service)."""
+        r = self.r
+        if body.get("expose") is None:
+            return None
+        where = (*path, "expose")
+        raw = r.mapping(body["expose"], where) or {}
+        r.check_keys(raw, where, _EXPOSE_FIELDS, lenient=self.fdl)
+        port = r.integer(raw.get("api_port"), (*where, "api_port"), 0)
+        if port == 0:
+            r.note(where, "'expose' without api_port is taken as not given")
+            return None
+        if port > 65535:
+            r.problem((*where, "api_port"), f"must be a TCP port (1-65535), got {port}")
+            return None
+        if raw.get("nodePort"):
+            r.note((*where, "nodePort"), "no NodePort is opened: the server is reached through the gateway at "
+                   "/system/services/<name>/exposed/")
+        low = max(1, r.integer(raw.get("min_scale"), (*where, "min_scale"), 1))
+        high = max(low, r.integer(raw.get("max_scale"), (*where, "max_scale"), low))
+        return ExposeSpec(
+            api_port=port, min_replicas=low, max_replicas=high,
+            cpu_threshold=r.integer(raw.get("cpu_threshold"), (*where, "cpu_threshold"), 80, minimum=1),
+            rewrite_target=r.boolean(raw.get("rewrite_target"), (*where, "rewrite_target"), False),
+            default_command=r.boolean(raw.get("default_command"), (*where, "default_command"), False),
+            set_auth=r.boolean(raw.get("set_auth"), (*where, "set_auth"), False),
+        )
 
     def _service_storages(self, raw: Any, path: YamlPath) -> set[str]:
         """Storage providers declared inside the service body: usable by this service's inputs and outputs."""

@@ -20,7 +20,11 @@ class WarmBackend(Protocol):
     async def invoke(self, service: ServiceSpec, invocation: Invocation) -> Attempt:
         """An event's invocation; raises when the replica went away under it (the caller tries again)."""
 
-    async def keep(self, warm_services: Callable[[], Iterable[ServiceSpec]]) -> None:
-        """For the worker's life: replicas for every warm service, scaled with the work; none for the others."""
+    def exposed_url(self, service: ServiceSpec) -> str | None:
+        """Where an exposed service's server answers (None: not running here yet)."""
+
+    async def keep(self, services: Callable[[], Iterable[ServiceSpec]]) -> None:
+        """For the worker's life: replicas for every warm service, scaled with the work, and the servers of
+        exposed services (``services`` gives both); none for the others."""
 
     async def close(self) -> None: ...

@@ -1,5 +1,6 @@
-"""The warm replicas' HTTP endpoint in a worker: ``POST /run/<service>`` (forwarded by a gateway, which checked
-the client's service token) runs the script once on a warm replica and answers as OSCAR's supervisor does."""
+"""The warm services' HTTP endpoint in a worker, for oscar-stream's gateways (which checked the client's token):
+``POST /run/<service>`` runs the script once on a warm replica and answers as OSCAR's supervisor does;
+``/exposed/<service>/...`` passes a request on to an exposed service's own server."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import logging
 import secrets
 from collections.abc import Callable
 
+import aiohttp
 from aiohttp import web
 
 from oscar_stream.http_replies import bearer, read_body, reply
+from oscar_stream.launch.exposed_path import server_path
 from oscar_stream.launch.sync_answer import RAW_TYPE, decode_input
 from oscar_stream.route.model import ServiceSpec
 from oscar_stream.warm.backend import WarmBackend
 
 log = logging.getLogger(__name__)
 INPUT_NAME_HEADER = "X-Oscar-Stream-Input-Name"
+# Headers an exposed service's requests and answers keep through the gateway and the worker (lowercase).
+EXPOSED_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "cache-control", "content-encoding", "content-type", "cookie",
+    "etag", "if-modified-since", "if-none-match", "last-modified", "location", "set-cookie", "x-requested-with",
+})
 
 
 class WarmEndpoint:
@@ -25,6 +33,7 @@ class WarmEndpoint:
         self.max_body = max_body
         self.token = secrets.token_hex(32)
         self._runner: web.ServerRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
         self.url = ""
 
     async def start(self, host: str, port: int, advertised: str | None) -> str:
@@ -39,13 +48,40 @@ class WarmEndpoint:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _exposed(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
+        """Pass a request on to the service's own server, on the path OSCAR's ingress would give it."""
+        service = self.service_of(name)
+        if service is None or service.expose is None:
+            return reply(404, f"no exposed service {name!r}")
+        base = self.backend.exposed_url(service)
+        if base is None:
+            return reply(503, f"the server of {name} is starting", headers={"Retry-After": "2"})
+        rest = request.rel_url.raw_path[len(f"/exposed/{name}"):].removeprefix("/")
+        target = base + server_path(name, rest, service.expose.rewrite_target, request.rel_url.query_string)
+        if self._http is None:
+            self._http = aiohttp.ClientSession(auto_decompress=False)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() in EXPOSED_HEADERS}
+        try:
+            async with self._http.request(request.method, target, data=body, headers=headers,
+                                          allow_redirects=False) as answer:
+                return web.Response(status=answer.status, body=await answer.read(), headers={
+                    k: v for k, v in answer.headers.items() if k.lower() in EXPOSED_HEADERS})
+        except aiohttp.ClientConnectionError as err:
+            return reply(502, f"the server of {name} does not answer ({err})", headers={"Retry-After": "2"},
+                         hint="it must listen on $PORT (locally) or on its api_port (in a pod)")
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         parts = request.path.strip("/").split("/")
-        if request.method != "POST" or len(parts) != 2 or parts[0] != "run":
-            return reply(404, "only POST /run/<service> is served here")
         if not secrets.compare_digest(bearer(request) or "", self.token):
             return reply(401, "this endpoint takes requests from oscar-stream's gateways only")
+        if parts[0] == "exposed" and len(parts) >= 2:
+            return await self._exposed(request, parts[1])
+        if request.method != "POST" or len(parts) != 2 or parts[0] != "run":
+            return reply(404, "only POST /run/<service> and /exposed/<service>/... are served here")
         service = self.service_of(parts[1])
         if service is None or service.warm is None:
             return reply(404, f"service {parts[1]!r} has no warm replicas here",

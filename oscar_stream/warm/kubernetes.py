@@ -1,5 +1,6 @@
 """Warm replicas as pods: a Deployment and a Service per warm service (launch/warm_objects.py), reconciled by
-every worker from the services table, scaled from the work this worker sees, reached over HTTP.
+every worker from the services table, scaled from the work this worker sees, reached over HTTP; and exposed
+services: their own server's Deployment, Service and HorizontalPodAutoscaler.
 
 * **Reconcile.** A version the cluster does not have yet is written (create, or replace keeping the replica
   count); objects of services that are gone or no longer warm are deleted. Every worker does this; the writes
@@ -62,12 +63,19 @@ class KubernetesWarm:
         self.connected = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._storage_secret: dict[str, Any] = {}
-        self.applied: dict[str, str] = {}  # service -> version written to the cluster
+        self.applied: dict[str, str] = {}  # service -> version of its warm objects on the cluster
+        self.exposed_applied: dict[str, str] = {}  # service -> version of its exposed objects on the cluster
         self.replicas: dict[str, int] = {}  # service -> spec.replicas as last seen or set
         self.running: dict[str, int] = {}  # requests of this worker, per service
         self.busy_at: dict[str, float] = {}  # when this worker last had work for the service
 
     # --- requests ------------------------------------------------------------------------------------------
+
+    def exposed_url(self, service: ServiceSpec) -> str | None:
+        if service.expose is None or self.exposed_applied.get(service.name) != service.version:
+            return None
+        return self.settings.kubernetes.warm_url.format(name=warm_objects.exposed_name(service.name),
+                                                        namespace=self.namespace, port=service.expose.api_port)
 
     def url(self, service: ServiceSpec) -> str:
         port = warm_objects.dispatcher_port(service.name, self.placement.host_network)
@@ -125,11 +133,11 @@ class KubernetesWarm:
 
     # --- reconcile and scale -------------------------------------------------------------------------------
 
-    async def keep(self, warm_services: Callable[[], Iterable[ServiceSpec]]) -> None:
+    async def keep(self, services: Callable[[], Iterable[ServiceSpec]]) -> None:
         await self._connect()
         while True:
             try:
-                await self._reconcile({s.name: s for s in warm_services()})
+                await self._reconcile({s.name: s for s in services()})
                 if self.health.state != "running":
                     self.health.running()
             except (ApiException, TimeoutError, OSError) as err:
@@ -178,24 +186,64 @@ class KubernetesWarm:
             if err.status != 409:
                 raise
 
-    async def _reconcile(self, wanted: dict[str, ServiceSpec]) -> None:
-        for service in wanted.values():
+    async def _reconcile(self, services: dict[str, ServiceSpec]) -> None:
+        warm = {name: s for name, s in services.items() if s.warm is not None}
+        exposed = {name: s for name, s in services.items() if s.expose is not None}
+        for service in warm.values():
             if self.applied.get(service.name) != service.version:
                 await self._apply(service)
             await self._scale_down_when_idle(service)
-        await self._delete_unwanted(wanted)
+        for service in exposed.values():
+            if self.exposed_applied.get(service.name) != service.version:
+                await self._apply_exposed(service)
+        await self._delete_unwanted(warm, exposed)
 
     async def _apply(self, service: ServiceSpec) -> None:
         assert service.warm is not None
-        await self._create(job_spec.script_configmap(service, self.namespace, self.deployment))
-        if service.secrets:
-            await self._create(job_spec.secrets_object(service, self.namespace, self.deployment))
-        apps = client.AppsV1Api(self.api)
-        name = warm_objects.warm_name(service.name)
+        await self._service_objects(service)
         body = warm_objects.warm_deployment(service, self.namespace, self.deployment,
                                             self.settings.kubernetes.helper_image,
                                             self._storage_secret["metadata"]["name"],
                                             service.warm.min_replicas, self.placement)
+        self.replicas[service.name] = await self._put_deployment(body, service.warm.min_replicas)
+        await self._create(warm_objects.warm_service_object(service, self.namespace, self.deployment,
+                                                            self.placement.host_network))
+        self.applied[service.name] = service.version
+        log.info("warm service %s version %s is on the cluster", service.name, service.version[:12])
+
+    async def _apply_exposed(self, service: ServiceSpec) -> None:
+        assert service.expose is not None
+        await self._service_objects(service)
+        await self._put_deployment(warm_objects.exposed_deployment(service, self.namespace, self.deployment,
+                                                                   self.placement), service.expose.min_replicas)
+        await self._create(warm_objects.exposed_service_object(service, self.namespace, self.deployment))
+        autoscaling = client.AutoscalingV2Api(self.api)
+        hpa = warm_objects.exposed_autoscaler(service, self.namespace, self.deployment)
+        await self.rate.wait()
+        try:
+            await autoscaling.create_namespaced_horizontal_pod_autoscaler(
+                self.namespace, hpa, _request_timeout=30)  # type: ignore[arg-type]
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            current = await autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                hpa["metadata"]["name"], self.namespace, _request_timeout=30)
+            hpa["metadata"]["resourceVersion"] = current.metadata.resource_version
+            await autoscaling.replace_namespaced_horizontal_pod_autoscaler(
+                hpa["metadata"]["name"], self.namespace, hpa, _request_timeout=30)  # type: ignore[arg-type]
+        self.exposed_applied[service.name] = service.version
+        log.info("exposed service %s version %s is on the cluster", service.name, service.version[:12])
+
+    async def _service_objects(self, service: ServiceSpec) -> None:
+        await self._create(job_spec.script_configmap(service, self.namespace, self.deployment))
+        if service.secrets:
+            await self._create(job_spec.secrets_object(service, self.namespace, self.deployment))
+
+    async def _put_deployment(self, body: dict[str, Any], floor: int) -> int:
+        """Create the Deployment, or replace one of another version keeping its replica count (at least
+        ``floor``); the replica count it has now."""
+        apps = client.AppsV1Api(self.api)
+        name, version = body["metadata"]["name"], body["metadata"]["annotations"][job_spec.ANNOTATION_VERSION]
         for _ in range(5):  # a replace races the controller's own writes (409 Conflict): read again and retry
             await self.rate.wait()
             try:
@@ -204,12 +252,10 @@ class KubernetesWarm:
                 if err.status != 404:
                     raise
                 await self._create(body)
-                self.replicas[service.name] = service.warm.min_replicas
-                break
-            if (current.metadata.annotations or {}).get(job_spec.ANNOTATION_VERSION) == service.version:
-                self.replicas[service.name] = current.spec.replicas or 0
-                break
-            replicas = max(current.spec.replicas or 0, service.warm.min_replicas)
+                return int(body["spec"]["replicas"])
+            if (current.metadata.annotations or {}).get(job_spec.ANNOTATION_VERSION) == version:
+                return int(current.spec.replicas or 0)
+            replicas = max(current.spec.replicas or 0, floor)
             body["spec"]["replicas"] = replicas
             body["metadata"]["resourceVersion"] = current.metadata.resource_version
             await self.rate.wait()
@@ -220,12 +266,8 @@ class KubernetesWarm:
                 if err.status == 409:
                     continue
                 raise
-            self.replicas[service.name] = replicas
-            break
-        await self._create(warm_objects.warm_service_object(service, self.namespace, self.deployment,
-                                                            self.placement.host_network))
-        self.applied[service.name] = service.version
-        log.info("warm service %s version %s is on the cluster", service.name, service.version[:12])
+            return replicas
+        raise TimeoutError(f"Deployment {name} kept changing under 5 replacements")
 
     async def _scale_for(self, service: ServiceSpec) -> None:
         """Scale up at once when this worker's work needs more replicas than the Deployment has."""
@@ -255,28 +297,36 @@ class KubernetesWarm:
         metrics.WARM_REPLICAS.labels(service.name).set(replicas)
         metrics.WARM_RUNNING.labels(service.name).set(self.running.get(service.name, 0))
 
-    async def _delete_unwanted(self, wanted: dict[str, ServiceSpec]) -> None:
+    async def _delete_unwanted(self, warm: dict[str, ServiceSpec], exposed: dict[str, ServiceSpec]) -> None:
         apps, core = client.AppsV1Api(self.api), client.CoreV1Api(self.api)
-        selector = f"{job_spec.selector(self.deployment)},{warm_objects.LABEL_WARM}=true"
-        kinds = ((apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
-                 (core.list_namespaced_service, core.delete_namespaced_service))
-        for list_objects, delete in kinds:
-            await self.rate.wait()
-            listing = await list_objects(self.namespace, label_selector=selector, _request_timeout=30)
-            for item in listing.items:
-                service = (item.metadata.labels or {}).get(job_spec.LABEL_SERVICE)
-                if service in wanted:
-                    continue
+        autoscaling = client.AutoscalingV2Api(self.api)
+        deployments = (apps.list_namespaced_deployment, apps.delete_namespaced_deployment)
+        services = (core.list_namespaced_service, core.delete_namespaced_service)
+        autoscalers = (autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                       autoscaling.delete_namespaced_horizontal_pod_autoscaler)
+        for label, wanted, kinds, applied in (
+                (warm_objects.LABEL_WARM, warm, (deployments, services), self.applied),
+                (warm_objects.LABEL_EXPOSED, exposed, (deployments, services, autoscalers), self.exposed_applied)):
+            selector = f"{job_spec.selector(self.deployment)},{label}=true"
+            for list_objects, delete in kinds:
                 await self.rate.wait()
-                try:
-                    await delete(item.metadata.name, self.namespace, _request_timeout=30)
-                except ApiException as err:
-                    if err.status != 404:
-                        raise
-                self.applied.pop(service or "", None)
-                self.replicas.pop(service or "", None)
-                metrics.WARM_REPLICAS.labels(service or "").set(0)
-                log.info("deleted %s of warm service %s: it is gone or no longer warm", item.metadata.name, service)
+                listing = await list_objects(self.namespace, label_selector=selector, _request_timeout=30)
+                for item in listing.items:
+                    service = (item.metadata.labels or {}).get(job_spec.LABEL_SERVICE, "")
+                    if service in wanted:
+                        continue
+                    await self.rate.wait()
+                    try:
+                        await delete(item.metadata.name, self.namespace, _request_timeout=30)
+                    except ApiException as err:
+                        if err.status != 404:
+                            raise
+                    applied.pop(service, None)
+                    if label == warm_objects.LABEL_WARM:
+                        self.replicas.pop(service, None)
+                        metrics.WARM_REPLICAS.labels(service).set(0)
+                    log.info("deleted %s %s: its service is gone or changed kind", item.kind or "object",
+                             item.metadata.name)
 
     async def close(self) -> None:
         if self._http is not None:

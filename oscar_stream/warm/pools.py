@@ -17,6 +17,7 @@ from oscar_stream import metrics
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.route.model import ServiceSpec
 from oscar_stream.storage.registry import Stores
+from oscar_stream.warm.exposed import ExposedServers
 from oscar_stream.warm.invoke import Attempt, run_invocation, run_sync
 from oscar_stream.warm.pool import WarmPool
 
@@ -32,6 +33,7 @@ class WarmPools:
         self.parent = work_dir / "warm"
         self.root = self.parent / str(os.getpid())
         self.pools: dict[str, WarmPool] = {}
+        self.exposed = ExposedServers(self.root / "exposed")
         self._closing: set[asyncio.Task[None]] = set()
 
     def pool(self, service: ServiceSpec) -> WarmPool:
@@ -56,11 +58,17 @@ class WarmPools:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def keep(self, warm_services: Callable[[], Iterable[ServiceSpec]]) -> None:
-        """For the worker's life: follow the table and scale every pool (idle replicas stop, minimums start)."""
+    def exposed_url(self, service: ServiceSpec) -> str | None:
+        return self.exposed.url(service)
+
+    async def keep(self, services: Callable[[], Iterable[ServiceSpec]]) -> None:
+        """For the worker's life: follow the table and scale every pool (idle replicas stop, minimums start);
+        start, replace and stop the servers of exposed services."""
         await asyncio.to_thread(self._remove_leftovers)
         while True:
-            wanted = {service.name: service for service in warm_services()}
+            current = list(services())
+            await self.exposed.reconcile(s for s in current if s.expose is not None)
+            wanted = {service.name: service for service in current if service.warm is not None}
             for name in [n for n in self.pools if n not in wanted]:
                 self._retire(self.pools.pop(name))
                 for gauge in (metrics.WARM_REPLICAS, metrics.WARM_RUNNING, metrics.WARM_WAITING):
@@ -78,6 +86,7 @@ class WarmPools:
                 shutil.rmtree(folder, ignore_errors=True)
 
     async def close(self) -> None:
+        await self.exposed.close()
         pools, self.pools = list(self.pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), *self._closing, return_exceptions=True)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from oscar_stream.core.errors import OscarStreamError
+from oscar_stream.executors.local import DIE_WITH_WORKER
 from oscar_stream.launch.warm_runner import RUNNER_SCRIPT, parse_done, request_env
 
-_SETPRIV = shutil.which("setpriv")
-_DIE_WITH_PARENT = (_SETPRIV, "--pdeathsig", "KILL") if _SETPRIV else ()
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
@@ -61,7 +60,7 @@ class Replica:
             env.update(self.env)
             env["HOME"] = str(self.root / "home")
             self._proc = await asyncio.create_subprocess_exec(
-                *_DIE_WITH_PARENT, "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
+                *DIE_WITH_WORKER, "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
                 str(self.root / "script.sh"), env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
         try:

@@ -152,7 +152,7 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
 
     def _warm_service(self, name: str) -> ServiceSpec | None:
         spec = self.ctx.services.index.get(name)
-        return spec if spec is not None and spec.warm is not None and self.ctx.services.is_local(spec) else None
+        return spec if spec is not None and self.ctx.services.is_local(spec) else None
 
     def _executor_for(self, service: ServiceSpec) -> Executor:
         if not self.ctx.services.is_local(service):
@@ -467,7 +467,9 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
             raise
 
     def _warm_services(self) -> list[ServiceSpec]:
-        return [s for s in self.ctx.services.index.services() if s.warm is not None and self.ctx.services.is_local(s)]
+        """This cluster's services with warm replicas or an exposed server."""
+        return [s for s in self.ctx.services.index.services()
+                if (s.warm is not None or s.expose is not None) and self.ctx.services.is_local(s)]
 
     async def _prune_forever(self) -> None:
         while True:

@@ -21,7 +21,7 @@ from oscar_stream.config import Settings
 from oscar_stream.health import Component
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.launch.warm_objects import warm_name
-from oscar_stream.route.model import ServiceSpec, WarmSpec
+from oscar_stream.route.model import ExposeSpec, ServiceSpec, WarmSpec
 from oscar_stream.stack.components.kubernetes import KubernetesControlPlane
 from oscar_stream.stack.components.kubernetes_node import real_node_kubernetes_config
 from oscar_stream.stack.node_images import SHELL_IMAGE
@@ -90,7 +90,47 @@ def test_the_objects_follow_the_service(kube_stack: Stack, tmp_path: Path) -> No
                 services = await core.list_namespaced_service(NAMESPACE, label_selector=selector)
                 assert deployments.items == [] and services.items == []
         finally:
-            await warm._delete_unwanted({})  # nothing of the test's deployment stays behind, even on a failure
+            await warm._delete_unwanted({}, {})  # nothing of the test's deployment stays behind, even on a failure
+            await warm.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_exposed_service_gets_its_server_service_and_autoscaler(kube_stack: Stack, tmp_path: Path) -> None:
+    config = isolated_config(kube_stack, tmp_path, worker={"executor": "kubernetes"},
+                             kubernetes={"kubeconfig": str(launcher_kubeconfig(kube_stack, tmp_path / "kubeconfig"))})
+    settings = write_config(config, tmp_path / "oscar-stream.yaml")
+    name = f"exp-{uuid.uuid4().hex[:6]}"
+    spec = replace(_spec(name), warm=None, expose=ExposeSpec(api_port=8501, min_replicas=1, max_replicas=4,
+                                                             cpu_threshold=70))
+
+    async def scenario() -> None:
+        warm = KubernetesWarm(settings, Component("warm"))
+        await warm._connect()
+        try:
+            await warm._reconcile({name: spec})
+            assert warm.exposed_url(spec) == f"http://oscar-exposed-{name}.{NAMESPACE}.svc:8501"
+            async with api(kube_stack) as api_client:
+                apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+                autoscaling = client.AutoscalingV2Api(api_client)
+                made = await apps.read_namespaced_deployment(f"oscar-exposed-{name}", NAMESPACE)
+                [server] = made.spec.template.spec.containers
+                assert server.command == ["/bin/sh", "/oscar/script/script.sh"]
+                assert server.ports[0].container_port == 8501
+                assert {e.name: e.value for e in server.env}["PORT"] == "8501"
+                service = await core.read_namespaced_service(f"oscar-exposed-{name}", NAMESPACE)
+                assert service.spec.ports[0].port == 8501
+                hpa = await autoscaling.read_namespaced_horizontal_pod_autoscaler(f"oscar-exposed-{name}", NAMESPACE)
+                assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (1, 4)
+                assert hpa.spec.metrics[0].resource.target.average_utilization == 70
+
+                await warm._reconcile({})
+                selector = f"oscar-stream.io/service={name}"
+                assert (await apps.list_namespaced_deployment(NAMESPACE, label_selector=selector)).items == []
+                assert (await autoscaling.list_namespaced_horizontal_pod_autoscaler(
+                    NAMESPACE, label_selector=selector)).items == []
+        finally:
+            await warm._delete_unwanted({}, {})
             await warm.close()
 
     asyncio.run(scenario())

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.stack
 
 CLUSTER = "warm-test"
 USER, PASSWORD = "oscar", "warm-test-password"
-MODEL = """[ -f "$HOME/model" ] || {{ sleep 0.3; echo weights > "$HOME/model"; echo load >> {loads}; }}\n"""
+MODEL = """[ -f "$HOME/model" ] || { sleep 0.3; echo weights > "$HOME/model"; echo load >> {loads}; }\n"""
 SYNC_SCRIPT = MODEL + """case "$(cat "$INPUT_FILE_PATH")" in
   fail) echo "bad input" >&2; exit 3 ;;
   nolog) echo "only a log line" ;;
@@ -53,7 +53,7 @@ class Deployment:
         folder = self.work / name
         folder.mkdir()
         loads = folder / "loads"
-        (folder / "script.sh").write_text(script.format(loads=loads))
+        (folder / "script.sh").write_text(script.replace("{loads}", str(loads)))
         fdl = folder / "fdl.yaml"
         fdl.write_text(f"functions:\n  oscar:\n  - {CLUSTER}:\n      name: {name}\n      image: alpine\n"
                        f"      cpu: '0.5'\n      script: script.sh\n{extra}{inputs}")
@@ -189,3 +189,52 @@ def test_a_worker_away_leaves_run_to_the_other(deployment: Deployment) -> None:
     finally:
         away.start()
         asyncio.run(away.wait_ready())
+
+
+SERVER = """cat > "$HOME/server.py" <<'PY'
+import http.server, os
+class Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        body = f"{os.environ['GREETING']} {self.command} {self.path} {sent}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("X-Not-Passed", "1")
+        self.end_headers()
+        self.wfile.write(body)
+    do_POST = do_GET
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
+PY
+exec python3 "$HOME/server.py"
+"""
+
+
+def _until_served(url: str, **kwargs: Any) -> requests.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        answer = requests.get(url, timeout=10, **kwargs)
+        if answer.status_code not in (502, 503) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+def test_an_exposed_service_is_reached_through_the_gateway(deployment: Deployment) -> None:
+    env = "      environment:\n        variables: {GREETING: hi}\n"
+    deployment.create("exp-plain", SERVER, env + "      expose: {api_port: 8080}\n")
+    _, token, _ = deployment.create("exp-rewritten", SERVER,
+                                    env + "      expose: {api_port: 8080, rewrite_target: true, set_auth: true}\n")
+    base = f"{deployment.url}/system/services"
+
+    plain = _until_served(f"{base}/exp-plain/exposed/models/a%20b?x=1")  # no token needed without set_auth
+    assert plain.status_code == 200, plain.text
+    assert plain.text == "hi GET /system/services/exp-plain/exposed/models/a%20b?x=1 "  # the whole path
+    assert plain.headers["Content-Type"] == "text/plain" and "X-Not-Passed" not in plain.headers
+    posted = requests.post(f"{base}/exp-plain/exposed/predict", data=b"features", timeout=10)
+    assert posted.text == "hi POST /system/services/exp-plain/exposed/predict features"
+
+    assert _until_served(f"{base}/exp-rewritten/exposed/").status_code == 401  # set_auth: the service's token
+    rewritten = _until_served(f"{base}/exp-rewritten/exposed/predict?x=2",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert rewritten.status_code == 200 and rewritten.text == "hi GET /predict?x=2 "  # rewrite_target
+    assert requests.get(f"{base}/nobody/exposed/", timeout=10).status_code == 404

@@ -15,10 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oscar_stream.launch.autoscale import replicas_to_start, replicas_to_stop, wanted_replicas
+from oscar_stream.launch.exposed_path import server_path
 from oscar_stream.launch.sync_answer import RAW_TYPE, decode_input, sync_answer
 from oscar_stream.launch.warm_runner import parse_done, request_env
 from oscar_stream.route.files import load_routing_files
-from oscar_stream.route.model import ServiceSpec, WarmSpec
+from oscar_stream.route.model import ExposeSpec, ServiceSpec, WarmSpec
 from oscar_stream.route.problems import RoutingFileError
 from oscar_stream.warm.pool import PoolBusy, WarmPool
 
@@ -191,3 +192,32 @@ def test_a_request_over_its_time_restarts_the_replica(tmp_path: Path) -> None:
         await pool.close()
 
     asyncio.run(scenario())
+
+
+EXPOSED_FDL = """\
+functions:
+  oscar:
+  - lab:
+      name: {name}
+      image: alpine
+      script: s.sh
+      expose: {expose}
+"""
+
+
+def test_expose_is_read_as_oscar_writes_it(tmp_path: Path) -> None:
+    (tmp_path / "s.sh").write_text("true\n")
+    spec = _read(tmp_path, EXPOSED_FDL.format(name="model", expose="{min_scale: 2, max_scale: 5, api_port: 8501, "
+                                              "cpu_threshold: 60, rewrite_target: true, set_auth: true, nodePort: 0}"))
+    assert spec.expose == ExposeSpec(api_port=8501, min_replicas=2, max_replicas=5, cpu_threshold=60,
+                                     rewrite_target=True, set_auth=True)
+    assert spec.oscar_fields["expose"]["api_port"] == 8501  # given back as written by OSCAR's API
+    assert ServiceSpec.from_record(spec.to_record()) == spec
+    zeros = _read(tmp_path, EXPOSED_FDL.format(name="zeros", expose="{min_scale: 0, max_scale: 0, api_port: 0}"))
+    assert zeros.expose is None  # oscar-cli's zero values: not exposed
+
+
+def test_the_server_sees_the_path_oscar_gives_it() -> None:
+    assert server_path("model", "v1/predict", rewrite_target=True, query="x=1") == "/v1/predict?x=1"
+    assert server_path("model", "v1/predict", rewrite_target=False) == "/system/services/model/exposed/v1/predict"
+    assert server_path("model", "", rewrite_target=True) == "/"
