@@ -76,13 +76,17 @@ async def _run_call(http: aiohttp.ClientSession, url: str, token: str) -> None:
 
 
 async def _direct_call(work: Path, lane: int) -> None:
-    """The floor: what a replica does per request, with nothing around it."""
+    """The floor: what a replica does per request, with nothing around it — the script file run with /bin/sh
+    (as replicas and jobs run it), its input written and its output read."""
     folder = work / f"direct-{lane}"
     (folder / "output").mkdir(parents=True, exist_ok=True)
     (folder / "input").write_bytes(PAYLOAD)
+    script = work / "script.sh"
+    if not script.exists():
+        script.write_text(SCRIPT)
     env = {"PATH": os.environ["PATH"], "INPUT_FILE_PATH": str(folder / "input"),
            "TMP_OUTPUT_DIR": str(folder / "output")}
-    proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", SCRIPT, env=env)
+    proc = await asyncio.create_subprocess_exec("/bin/sh", str(script), env=env)
     assert await proc.wait() == 0
     assert (folder / "output" / "input").read_bytes() == PAYLOAD.upper()
 

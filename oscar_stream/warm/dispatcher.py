@@ -40,7 +40,7 @@ class Dispatcher:
         self.pool = WarmPool(service, folder, external=True)
 
     async def serve(self, host: str, port: int) -> None:
-        runner = web.ServerRunner(web.Server(self._handle, client_max_size=MAX_BODY + 1), access_log=None)
+        runner = web.ServerRunner(web.Server(self._handle, access_log=None))
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         log.info("dispatching %s on %s:%d", self.service.name, host, port)

@@ -37,8 +37,8 @@ class WarmEndpoint:
         self.url = ""
 
     async def start(self, host: str, port: int, advertised: str | None) -> str:
-        server = web.Server(self._handle, client_max_size=self.max_body + 1)
-        runner = self._runner = web.ServerRunner(server, access_log=None)
+        server = web.Server(self._handle, access_log=None)
+        runner = self._runner = web.ServerRunner(server)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
