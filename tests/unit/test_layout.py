@@ -11,7 +11,8 @@ from tests.support.paths import REPO
 PACKAGE = REPO / "oscar_stream"
 PURE = ("core", "normalize", "route", "launch")
 IO_LIBRARIES = {"aiokafka", "faust", "mode", "aiohttp", "kubernetes_asyncio", "aiobotocore", "botocore", "uvloop"}
-RUNTIME_AND_EDGES = {"worker", "executors", "kafka", "ingest", "api", "storage", "stack", "cli", "demo", "observe"}
+RUNTIME_AND_EDGES = {"worker", "executors", "kafka", "ingest", "api", "storage", "stack", "cli", "demo", "observe",
+                     "warm"}
 
 
 def _imports() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
