@@ -29,7 +29,7 @@ version: oscar-stream/v1
 services:
   - name: copy
     image: alpine:3.22
-    concurrency: {concurrency}
+    concurrency: {concurrency}{warm}
     script_inline: |
       started=$(date +%s.%N)
       echo "started $started $STORAGE_OBJECT_KEY" >> "$RUNS"
@@ -42,14 +42,15 @@ services:
 """
 
 
-async def _setup(config: dict[str, Any], tmp_path: Path, count: int, concurrency: int, sleep: float
-                 ) -> tuple[Settings, list[Any], Path]:
+async def _setup(config: dict[str, Any], tmp_path: Path, count: int, concurrency: int, sleep: float,
+                 warm: bool = False) -> tuple[Settings, list[Any], Path]:
     settings = write_config(config, tmp_path / "oscar-stream.yaml")
     await apply_topics(settings)
     bucket = settings.kafka.topic_prefix
     runs = tmp_path / "runs.log"
     table = tmp_path / "table.yaml"
-    table.write_text(SERVICE.format(concurrency=concurrency, sleep=sleep, runs=runs, bucket=bucket))
+    replicas = f"\n    warm: {{max_replicas: {concurrency}, concurrency: 1}}" if warm else ""
+    table.write_text(SERVICE.format(concurrency=concurrency, sleep=sleep, runs=runs, bucket=bucket, warm=replicas))
     await apply_services(settings, load_routing_files([table]).table.services)
     store = S3Store(settings.storages[0])
     try:
@@ -89,10 +90,12 @@ def _ran_twice(runs: tuple[Counter[str], list[tuple[float, float]]]) -> int:
     return sum(1 for n in runs[0].values() if n > 1)
 
 
+@pytest.mark.parametrize("executor", ["local", "warm"])
 async def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_published_twice(
-        config: dict[str, Any], tmp_path: Path, figures: dict[str, Any]) -> None:
+        config: dict[str, Any], tmp_path: Path, figures: dict[str, Any], executor: str) -> None:
+    """Jobs of the local executor, or the same service's events on warm replicas (killed with their worker)."""
     count, concurrency = 300, 8
-    settings, objects, runs_log = await _setup(config, tmp_path, count, concurrency, 0.1)
+    settings, objects, runs_log = await _setup(config, tmp_path, count, concurrency, 0.1, warm=executor == "warm")
     worker = Worker(config, tmp_path, "w1", instance_id="faults-w1")
     worker.start()
     try:
@@ -118,6 +121,7 @@ async def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_published_twi
                     "kill -> restart (s)": restarted - killed, "concurrency limit": concurrency,
                     "peak scripts at once": _peak(runs)})
     assert len(distinct) == count and all(r["status"] == "succeeded" for r in found)
+    assert {r["executor"] for r in found} == {executor}
     assert duplicates(found) == 0
     assert _ran_twice(runs) <= concurrency  # only those running at the kill
     assert ready_s < 15 and resumed_s < 15
