@@ -1,0 +1,170 @@
+"""Cost as the Jobs in the namespace grow 10x twice (1k -> 10k -> 50k by default) on the local stack's real API
+server (kube-apiserver + etcd, kwok's node runs the pods), with the Kubernetes executor in this process:
+
+* the launch rate of each step (Jobs created/s for the Jobs added to reach the size; a raw kubernetes-asyncio
+  create loop of the same spec and concurrency, 1,000 Jobs at the same size, as the baseline of that step);
+* memory at each size: this process (the executor's watch keeps a view of every Job of the deployment), the
+  API server and etcd;
+* cleanup: deleting every Job of the run, until the executor's watch has seen them all go.
+
+    .venv/bin/python -m benchmarks.jobs_growth [--sizes 1000 10000 50000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from benchmarks.common import bench_settings, process_rss_mb, write_results
+from benchmarks.launcher_throughput import NAMESPACE, _api, _invocations
+from oscar_stream.cli.context import quiet_kafka_client
+from oscar_stream.config import load_settings
+from oscar_stream.core.invocation import Invocation
+from oscar_stream.core.results import Result
+from oscar_stream.executors.base import Limiter
+from oscar_stream.executors.kubernetes import KubernetesExecutor
+from oscar_stream.launch import job_spec
+from oscar_stream.route.model import InputSpec, ServiceSpec
+from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
+from tests.support.faults import until
+
+BASELINE_JOBS = 1000
+
+
+def _server_rss(stack: Stack, name: str) -> float:
+    for record in stack._records().get("kubernetes", []):
+        if Path(record.executable).name == name:
+            return process_rss_mb(record.pid)
+    return float("nan")
+
+
+def _watched(executor: KubernetesExecutor, size: int) -> Callable[[], bool]:
+    return lambda: len(executor._jobs) >= size
+
+
+async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, concurrency: int) -> float:
+    batch = client.BatchV1Api(api)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def create(invocation: Invocation) -> None:
+        body = job_spec.build_job(invocation, service, NAMESPACE, "oscar-stream:bench", "unused", "bench")
+        async with gate:
+            await batch.create_namespaced_job(NAMESPACE, body)  # type: ignore[arg-type]  # dicts are accepted
+
+    started = time.monotonic()
+    await asyncio.gather(*(create(i) for i in _invocations(service, count)))
+    return count / (time.monotonic() - started)
+
+
+async def measure(sizes: list[int], concurrency: int) -> dict[str, Any]:
+    stack = Stack(load_settings(None))
+    stack.up((*DEFAULT_COMPONENTS, "kubernetes"))
+    kubeconfig = stack.settings.stack.state_dir / "kubernetes" / "kubeconfig"
+    work = Path(tempfile.mkdtemp(prefix="oscar-bench-jobs-"))
+    settings, _ = bench_settings(stack, work, kubernetes={"kubeconfig": str(kubeconfig),
+                                                          "max_requests_per_second": 10000})
+    # Jobs stay (a long TTL): the namespace grows as a busy deployment's does between two clean-ups.
+    service = ServiceSpec(name="bench-grow", image="alpine:3.22", script="true", ttl_s=86400,
+                          inputs=(InputSpec("minio.default", "bench/in"),))
+    baseline = ServiceSpec(name="bench-grow-raw", image="alpine:3.22", script="true", ttl_s=86400,
+                           inputs=(InputSpec("minio.default", "bench/in"),))
+    results: list[Result] = []
+
+    async def sink(result: Result) -> None:
+        results.append(result)
+
+    limiter = Limiter(lambda name: 10**9)
+    executor = KubernetesExecutor(sink, limiter, settings)
+    await executor.start()
+    api = await _api(kubeconfig)
+    steps: list[dict[str, Any]] = []
+    try:
+        created = 0
+        gate = asyncio.Semaphore(concurrency)
+
+        async def launch(invocation: Invocation) -> None:
+            async with gate:
+                await executor.launch(invocation, service, await limiter.acquire(service.name))
+
+        for size in sizes:
+            adding = size - created
+            started = time.monotonic()
+            await asyncio.gather(*(launch(i) for i in _invocations(service, adding)))
+            rate = adding / (time.monotonic() - started)
+            created = size
+            raw = await _raw_rate(api, baseline, BASELINE_JOBS, concurrency)
+            await client.BatchV1Api(api).delete_collection_namespaced_job(
+                NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={baseline.name}", propagation_policy="Background")
+            await until(_watched(executor, size), timeout_s=600, what="the watch saw every Job")
+            gc.collect()
+            steps.append({"jobs": size, "launched_per_s": rate, "raw_per_s_at_this_size": raw,
+                          "ratio": rate / raw, "results_so_far": len(results),
+                          "process_rss_mb": process_rss_mb(os.getpid()),
+                          "apiserver_rss_mb": _server_rss(stack, "kube-apiserver"),
+                          "etcd_rss_mb": _server_rss(stack, "etcd")})
+            print(f"{size} Jobs: launched {rate:.0f}/s (raw at this size {raw:.0f}/s, ratio {rate / raw:.2f}); "
+                  f"process {steps[-1]['process_rss_mb']:.0f} MB, kube-apiserver {steps[-1]['apiserver_rss_mb']:.0f} "
+                  f"MB, etcd {steps[-1]['etcd_rss_mb']:.0f} MB; {len(results)} results", flush=True)
+        started = time.monotonic()
+        await client.BatchV1Api(api).delete_collection_namespaced_job(
+            NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={service.name}", propagation_policy="Background")
+        await until(lambda: not executor._jobs, timeout_s=1800, every_s=1.0,
+                    what="every Job deleted")
+        cleanup_s = time.monotonic() - started
+        print(f"cleanup of {created} Jobs: {cleanup_s:.1f} s", flush=True)
+    finally:
+        await api.close()
+        await executor.stop()
+    return {"sizes": sizes, "concurrency": concurrency, "steps": steps, "cleanup_s": cleanup_s}
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = result["steps"]
+    jobs = [s["jobs"] for s in steps]
+    fig, (rates, memory) = plt.subplots(1, 2, figsize=(11, 4))
+    rates.plot(jobs, [s["launched_per_s"] for s in steps], marker="o", label="oscar-stream launcher")
+    rates.plot(jobs, [s["raw_per_s_at_this_size"] for s in steps], marker="o", label="raw create loop")
+    rates.set_xscale("log")
+    rates.set_xlabel("Jobs in the namespace")
+    rates.set_ylabel("Jobs created per second")
+    rates.legend()
+    for key, label in (("process_rss_mb", "executor's process"), ("apiserver_rss_mb", "kube-apiserver"),
+                       ("etcd_rss_mb", "etcd")):
+        memory.plot(jobs, [s[key] for s in steps], marker="o", label=label)
+    memory.set_xscale("log")
+    memory.set_xlabel("Jobs in the namespace")
+    memory.set_ylabel("RSS (MB)")
+    memory.legend()
+    fig.suptitle(f"Jobs growing 10x twice (cleanup of all: {result['cleanup_s']:.0f} s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    quiet_kafka_client()
+    result = asyncio.run(measure(args.sizes, args.concurrency))
+    path = write_results("jobs_growth", result)
+    plot(result, path.with_suffix(".png"))
+    print(f"written to {path} and {path.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
