@@ -2,7 +2,8 @@
 server (kube-apiserver + etcd, kwok's node runs the pods), with the Kubernetes executor in this process:
 
 * the launch rate of each step (Jobs created/s for the Jobs added to reach the size; a raw kubernetes-asyncio
-  create loop of the same spec and concurrency, 1,000 Jobs at the same size, as the baseline of that step);
+  create loop of the same spec and concurrency, 1,000 Jobs right after, as the baseline of that step — those
+  Jobs stay too, so the namespace holds 1,000 more per step than the size says);
 * memory at each size: this process (the executor's watch keeps a view of every Job of the deployment), the
   API server and etcd;
 * cleanup: deleting every Job of the run, until the executor's watch has seen them all go.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from benchmarks.common import bench_settings, process_rss_mb, write_results
 from benchmarks.launcher_throughput import NAMESPACE, _api, _invocations
@@ -47,6 +49,21 @@ def _server_rss(stack: Stack, name: str) -> float:
     return float("nan")
 
 
+async def _delete_all(api: client.ApiClient, service: str) -> None:
+    """Delete a service's Jobs; a busy API server may answer 504 while it goes on deleting: ask again."""
+    for _ in range(30):
+        try:
+            await client.BatchV1Api(api).delete_collection_namespaced_job(
+                NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={service}", propagation_policy="Background",
+                _request_timeout=300)
+            return
+        except ApiException as err:
+            if err.status not in (500, 504):
+                raise
+            await asyncio.sleep(5)
+    raise TimeoutError(f"the Jobs of {service} could not be deleted")
+
+
 def _watched(executor: KubernetesExecutor, size: int) -> Callable[[], bool]:
     return lambda: len(executor._jobs) >= size
 
@@ -65,9 +82,7 @@ async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, con
     return count / (time.monotonic() - started)
 
 
-async def measure(sizes: list[int], concurrency: int) -> dict[str, Any]:
-    stack = Stack(load_settings(None))
-    stack.up((*DEFAULT_COMPONENTS, "kubernetes"))
+async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str, Any]:
     kubeconfig = stack.settings.stack.state_dir / "kubernetes" / "kubeconfig"
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-jobs-"))
     settings, _ = bench_settings(stack, work, kubernetes={"kubeconfig": str(kubeconfig),
@@ -101,9 +116,7 @@ async def measure(sizes: list[int], concurrency: int) -> dict[str, Any]:
             await asyncio.gather(*(launch(i) for i in _invocations(service, adding)))
             rate = adding / (time.monotonic() - started)
             created = size
-            raw = await _raw_rate(api, baseline, BASELINE_JOBS, concurrency)
-            await client.BatchV1Api(api).delete_collection_namespaced_job(
-                NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={baseline.name}", propagation_policy="Background")
+            raw = await _raw_rate(api, baseline, BASELINE_JOBS, concurrency)  # its Jobs stay until the end too
             await until(_watched(executor, size), timeout_s=600, what="the watch saw every Job")
             gc.collect()
             steps.append({"jobs": size, "launched_per_s": rate, "raw_per_s_at_this_size": raw,
@@ -115,10 +128,9 @@ async def measure(sizes: list[int], concurrency: int) -> dict[str, Any]:
                   f"process {steps[-1]['process_rss_mb']:.0f} MB, kube-apiserver {steps[-1]['apiserver_rss_mb']:.0f} "
                   f"MB, etcd {steps[-1]['etcd_rss_mb']:.0f} MB; {len(results)} results", flush=True)
         started = time.monotonic()
-        await client.BatchV1Api(api).delete_collection_namespaced_job(
-            NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={service.name}", propagation_policy="Background")
-        await until(lambda: not executor._jobs, timeout_s=1800, every_s=1.0,
-                    what="every Job deleted")
+        for name in (service.name, baseline.name):
+            await _delete_all(api, name)
+        await until(lambda: not executor._jobs, timeout_s=1800, every_s=1.0, what="every Job deleted")
         cleanup_s = time.monotonic() - started
         print(f"cleanup of {created} Jobs: {cleanup_s:.1f} s", flush=True)
     finally:
@@ -160,7 +172,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.sizes, args.concurrency))
+    stack = Stack(load_settings(None))
+    stack.up((*DEFAULT_COMPONENTS, "kubernetes"))  # before the event loop: starting Kafka applies the topics
+    result = asyncio.run(measure(stack, args.sizes, args.concurrency))
     path = write_results("jobs_growth", result)
     plot(result, path.with_suffix(".png"))
     print(f"written to {path} and {path.with_suffix('.png')}")

@@ -41,6 +41,7 @@ from oscar_stream.route.model import ServiceSpec
 
 log = logging.getLogger(__name__)
 FAILURE_TAIL = 800  # characters of a failed container's log in a result's reason
+LIST_PAGE = 500  # Jobs per page of a listing
 
 
 class RateLimiter:
@@ -229,38 +230,38 @@ class KubernetesExecutor(Executor):
     # --- the watch ---------------------------------------------------------------------------------------
 
     async def _watch_forever(self) -> None:
+        """List once, then watch from where the list (or the last event or bookmark) left off. The API server
+        ends each watch after ``timeout_seconds``; the next one goes on from the last version seen. Only an
+        expired version (410 Gone) or a failure lists again: a listing of every Job, every 30 s, cost a worker
+        its memory and its CPU once the namespace held thousands of Jobs (benchmarks/jobs_growth.py)."""
         batch = client.BatchV1Api(self.api)
         backoff = Backoff(0.5, 10.0)
+        version: str | None = None  # None: list first
         while True:
             try:
-                listing = await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
-                                           label_selector=self._selector)
-                present = set()
-                for job in listing.items:
-                    document = self.api.sanitize_for_serialization(job)  # type: ignore[union-attr]
-                    present.add(document["metadata"]["name"])
-                    await self._observe(document)
-                for gone in set(self._jobs) - present:
-                    self._forget(gone)
-                self.synced.set()
-                self.health.running()
-                backoff.reset()
-                version = listing.metadata.resource_version
+                if version is None:
+                    version = await self._list_all(batch)
+                    self.synced.set()
+                    self.health.running()
+                    backoff.reset()
                 stream = watch.Watch(return_type="object")  # events as dictionaries: see job_status.py
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
                                                       label_selector=self._selector, resource_version=version,
                                                       allow_watch_bookmarks=True, timeout_seconds=30):
                         self.health.beat()
+                        job = change["object"]
+                        version = (job.get("metadata") or {}).get("resourceVersion") or version
                         if change["type"] == "DELETED":
-                            self._forget(change["object"]["metadata"]["name"])
+                            self._forget(job["metadata"]["name"])
                         elif change["type"] in ("ADDED", "MODIFIED"):
-                            await self._observe(change["object"])
+                            await self._observe(job)
                 self.health.beat()
                 continue
             except ApiException as err:
                 if err.status == 410:
                     log.info("Job watch expired (410 Gone); listing again")
+                    version = None
                     continue
                 problem = f"Job watch failed: {_api_reason(err)}"
             except (TimeoutError, OSError) as err:
@@ -270,9 +271,33 @@ class KubernetesExecutor(Executor):
                 # listing handles it again.
                 log.exception("handling a Job change failed; listing again")
                 problem = f"handling a Job change failed: {type(err).__name__}: {err}"
+            version = None
             self.health.recovering(problem)
             log.warning("%s; listing again", problem)
             await backoff.wait()
+
+    async def _list_all(self, batch: client.BatchV1Api) -> str:
+        """Observe every Job of the deployment, a page at a time, as plain JSON (the client's model classes
+        cost ~10x the memory and CPU); forget those that are gone. The listing's resource version."""
+        present: set[str] = set()
+        token: str | None = None
+        while True:
+            response = await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
+                                        label_selector=self._selector, limit=LIST_PAGE, _continue=token,
+                                        _preload_content=False)
+            try:
+                page = orjson.loads(await response.read())
+            finally:
+                response.release()
+            for job in page.get("items") or ():
+                present.add(job["metadata"]["name"])
+                await self._observe(job)
+            token = page["metadata"].get("continue")
+            if not token:
+                break
+        for gone in set(self._jobs) - present:
+            self._forget(gone)
+        return str(page["metadata"]["resourceVersion"])
 
     def _forget(self, name: str) -> None:
         self._jobs.pop(name, None)
