@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -50,8 +51,9 @@ def _server_rss(stack: Stack, name: str) -> float:
 
 
 async def _delete_all(api: client.ApiClient, service: str) -> None:
-    """Delete a service's Jobs; a busy API server may answer 504 while it goes on deleting: ask again."""
-    for _ in range(30):
+    """Delete a service's Jobs; a busy API server may give up on the request (504, a dropped connection)
+    after deleting some of them: ask again until it is done."""
+    for _ in range(60):
         try:
             await client.BatchV1Api(api).delete_collection_namespaced_job(
                 NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={service}", propagation_policy="Background",
@@ -60,7 +62,9 @@ async def _delete_all(api: client.ApiClient, service: str) -> None:
         except ApiException as err:
             if err.status not in (500, 504):
                 raise
-            await asyncio.sleep(5)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            print(f"deleting the Jobs of {service}: {type(err).__name__}; asking again", flush=True)
+        await asyncio.sleep(5)
     raise TimeoutError(f"the Jobs of {service} could not be deleted")
 
 
@@ -127,6 +131,8 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str,
             print(f"{size} Jobs: launched {rate:.0f}/s (raw at this size {raw:.0f}/s, ratio {rate / raw:.2f}); "
                   f"process {steps[-1]['process_rss_mb']:.0f} MB, kube-apiserver {steps[-1]['apiserver_rss_mb']:.0f} "
                   f"MB, etcd {steps[-1]['etcd_rss_mb']:.0f} MB; {len(results)} results", flush=True)
+        # Written before the cleanup, which can take long (on this machine ~8 Jobs/s with their pods).
+        write_results("jobs_growth", {"sizes": sizes, "concurrency": concurrency, "steps": steps, "cleanup_s": None})
         started = time.monotonic()
         for name in (service.name, baseline.name):
             await _delete_all(api, name)
@@ -161,7 +167,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     memory.set_xlabel("Jobs in the namespace")
     memory.set_ylabel("RSS (MB)")
     memory.legend()
-    fig.suptitle(f"Jobs growing 10x twice (cleanup of all: {result['cleanup_s']:.0f} s)")
+    cleanup = result["cleanup_s"]
+    fig.suptitle("Jobs growing 10x twice" + (f" (cleanup of all: {cleanup:.0f} s)" if cleanup else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
