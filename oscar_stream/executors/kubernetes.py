@@ -61,6 +61,18 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
+async def api_client(settings: Settings) -> client.ApiClient:
+    """A client of the configured cluster: the kubeconfig file, or in a pod its ServiceAccount."""
+    configuration = client.Configuration()
+    k8s = settings.kubernetes
+    if k8s.kubeconfig is None:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        await config.load_kube_config(config_file=str(k8s.kubeconfig), context=k8s.context,
+                                      client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
 def storage_secret(settings: Settings, namespace: str, deployment: str) -> dict[str, Any]:
     """The helper's configuration (storage endpoints and credentials), named by content so rotation is safe."""
     storages = [
@@ -101,14 +113,7 @@ class KubernetesExecutor(Executor):
         self.synced = asyncio.Event()
 
     async def start(self) -> None:
-        configuration = client.Configuration()
-        k8s = self.settings.kubernetes
-        if k8s.kubeconfig is None:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            await config.load_kube_config(config_file=str(k8s.kubeconfig), context=k8s.context,
-                                          client_configuration=configuration)
-        self.api = client.ApiClient(configuration)
+        self.api = await api_client(self.settings)
         self._storage_secret = storage_secret(self.settings, self.namespace, self.deployment)
         self._watcher = asyncio.ensure_future(self._watch_forever())
         await self.synced.wait()

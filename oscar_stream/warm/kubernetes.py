@@ -24,13 +24,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from oscar_stream import metrics
 from oscar_stream.config import Settings
 from oscar_stream.core.invocation import Invocation
-from oscar_stream.executors.kubernetes import RateLimiter, storage_secret
+from oscar_stream.executors.kubernetes import RateLimiter, api_client, storage_secret
 from oscar_stream.health import Component
 from oscar_stream.http_replies import reply
 from oscar_stream.launch import job_spec, warm_objects
@@ -146,14 +146,7 @@ class KubernetesWarm:
             await asyncio.sleep(KEEP_EVERY_S)
 
     async def _connect(self) -> None:
-        configuration = client.Configuration()
-        k8s = self.settings.kubernetes
-        if k8s.kubeconfig is None:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            await config.load_kube_config(config_file=str(k8s.kubeconfig), context=k8s.context,
-                                          client_configuration=configuration)
-        self.api = client.ApiClient(configuration)
+        self.api = await api_client(self.settings)
         self._storage_secret = storage_secret(self.settings, self.namespace, self.deployment)
         backoff = Backoff(0.5, 10.0)
         while self.token is None:
