@@ -20,6 +20,7 @@ from oscar_stream.stack.process import free_port
 
 log = logging.getLogger(__name__)
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+_STABLE_S = 10.0
 
 
 @dataclass
@@ -48,7 +49,10 @@ class ExposedServer:
                     *DIE_WITH_WORKER, "/bin/sh", str(self.folder / "script.sh"), cwd=self.folder, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True)
+            started = asyncio.get_running_loop().time()
             code = await self.process.wait()
+            if asyncio.get_running_loop().time() - started > _STABLE_S:
+                backoff.reset()  # a server that ran a while starts again soon, not after a crash loop's delay
             delay = backoff.next_delay()
             log.warning("the exposed server of %s exited with code %s (log: %s); starting it again in %.1fs",
                         self.service.name, code, self.folder / "server.log", delay)

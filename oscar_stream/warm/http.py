@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from oscar_stream.warm.backend import WarmBackend
 
 log = logging.getLogger(__name__)
 INPUT_NAME_HEADER = "X-Oscar-Stream-Input-Name"
+EXPOSED_START_WAIT_S = 30.0  # how long a request waits for a server that is starting, as a cold start
 # Headers an exposed service's requests and answers keep through the gateway and the worker (lowercase).
 EXPOSED_HEADERS = frozenset({
     "accept", "accept-encoding", "accept-language", "cache-control", "content-encoding", "content-type", "cookie",
@@ -52,27 +54,33 @@ class WarmEndpoint:
             await self._http.close()
 
     async def _exposed(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
-        """Pass a request on to the service's own server, on the path OSCAR's ingress would give it."""
+        """Pass a request on to the service's own server, on the path OSCAR's ingress would give it. A server that
+        is starting (or starting again) is waited for, as a cold start: a refused connection never reached it."""
         service = self.service_of(name)
         if service is None or service.expose is None:
             return reply(404, f"no exposed service {name!r}")
-        base = self.backend.exposed_url(service)
-        if base is None:
-            return reply(503, f"the server of {name} is starting", headers={"Retry-After": "2"})
         rest = request.rel_url.raw_path[len(f"/exposed/{name}"):].removeprefix("/")
-        target = base + server_path(name, rest, service.expose.rewrite_target, request.rel_url.query_string)
+        path = server_path(name, rest, service.expose.rewrite_target, request.rel_url.query_string)
         if self._http is None:
             self._http = aiohttp.ClientSession(auto_decompress=False)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() in EXPOSED_HEADERS}
-        try:
-            async with self._http.request(request.method, target, data=body, headers=headers,
-                                          allow_redirects=False) as answer:
-                return web.Response(status=answer.status, body=await answer.read(), headers={
-                    k: v for k, v in answer.headers.items() if k.lower() in EXPOSED_HEADERS})
-        except aiohttp.ClientConnectionError as err:
-            return reply(502, f"the server of {name} does not answer ({err})", headers={"Retry-After": "2"},
-                         hint="it must listen on $PORT (locally) or on its api_port (in a pod)")
+        deadline = asyncio.get_running_loop().time() + EXPOSED_START_WAIT_S
+        while True:
+            base = self.backend.exposed_url(service)
+            try:
+                if base is not None:
+                    async with self._http.request(request.method, base + path, data=body, headers=headers,
+                                                  allow_redirects=False) as answer:
+                        return web.Response(status=answer.status, body=await answer.read(), headers={
+                            k: v for k, v in answer.headers.items() if k.lower() in EXPOSED_HEADERS})
+                why = "is starting"
+            except aiohttp.ClientConnectorError as err:
+                why = f"does not answer ({err})"
+            if asyncio.get_running_loop().time() > deadline:
+                return reply(503, f"the server of {name} {why}", headers={"Retry-After": "2"},
+                             hint="it must listen on $PORT (locally) or on its api_port (in a pod)")
+            await asyncio.sleep(0.1)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         parts = request.path.strip("/").split("/")

@@ -230,11 +230,24 @@ def test_an_exposed_service_is_reached_through_the_gateway(deployment: Deploymen
     assert plain.status_code == 200, plain.text
     assert plain.text == "hi GET /system/services/exp-plain/exposed/models/a%20b?x=1 "  # the whole path
     assert plain.headers["Content-Type"] == "text/plain" and "X-Not-Passed" not in plain.headers
-    posted = requests.post(f"{base}/exp-plain/exposed/predict", data=b"features", timeout=10)
-    assert posted.text == "hi POST /system/services/exp-plain/exposed/predict features"
+    for _ in range(4):  # both workers, whose servers may still be starting: the request waits for its server
+        posted = requests.post(f"{base}/exp-plain/exposed/predict", data=b"features", timeout=60)
+        assert posted.text == "hi POST /system/services/exp-plain/exposed/predict features"
 
     assert _until_served(f"{base}/exp-rewritten/exposed/").status_code == 401  # set_auth: the service's token
     rewritten = _until_served(f"{base}/exp-rewritten/exposed/predict?x=2",
                               headers={"Authorization": f"Bearer {token}"})
     assert rewritten.status_code == 200 and rewritten.text == "hi GET /predict?x=2 "  # rewrite_target
     assert requests.get(f"{base}/nobody/exposed/", timeout=10).status_code == 404
+
+
+def test_a_request_waits_for_an_exposed_server_that_starts_again(deployment: Deployment) -> None:
+    # a server that serves one request and exits
+    one_request = SERVER.replace("ThreadingHTTPServer", "HTTPServer").replace("serve_forever()", "handle_request()")
+    deployment.create("exp-once", one_request, "      environment:\n        variables: {GREETING: once}\n"
+                      "      expose: {api_port: 8080}\n")
+    url = f"{deployment.url}/system/services/exp-once/exposed/x"
+    assert _until_served(url).text == "once GET /system/services/exp-once/exposed/x "
+    for _ in range(4):  # each server exits after every request: the next one waits while it starts again
+        answer = requests.get(url, timeout=60)
+        assert answer.status_code == 200 and answer.text == "once GET /system/services/exp-once/exposed/x "
