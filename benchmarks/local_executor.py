@@ -20,13 +20,10 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +40,7 @@ from benchmarks.common import (
     process_rss_mb,
     write_results,
 )
+from benchmarks.profiling import py_spy, top_functions, write_top
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.events import CREATED, StorageEvent
@@ -146,42 +144,22 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
     await apply_services(settings, [service])
     names = TopicNames(settings.kafka.topic_prefix)
     worker = Process(config, "worker", "--roles", "launch", log=work / "worker.log")
-    spy: asyncio.subprocess.Process | None = None
     try:
         worker.wait_http(f"http://127.0.0.1:{settings.metrics.port}/readyz")
-        if profile is not None:
-            spy = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.proc.pid), "--format",
-                "raw", "--gil", "--rate", "200", "--output", str(profile), stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL)
-        published = (await current_services(settings))[service.name]  # its version includes the token nonce
-        invocations = _invocations(published, keys)
-        busy, own, children = machine_busy_seconds(), *_cpu(worker.proc.pid)
-        await produce_records(settings, names.invocations, [(i.id.encode(), i.to_json(), []) for i in invocations])
-        arrival = await count_until(settings, names.results, len(keys))
-        own_after, children_after = _cpu(worker.proc.pid)
+        async with py_spy(worker.proc.pid, profile) if profile is not None else contextlib.nullcontext():
+            published = (await current_services(settings))[service.name]  # its version includes the token nonce
+            invocations = _invocations(published, keys)
+            busy, own, children = machine_busy_seconds(), *_cpu(worker.proc.pid)
+            await produce_records(settings, names.invocations,
+                                  [(i.id.encode(), i.to_json(), []) for i in invocations])
+            arrival = await count_until(settings, names.results, len(keys))
+            own_after, children_after = _cpu(worker.proc.pid)
         print(f"  worker CPU per job: own {(own_after - own) / len(keys) * 1000:.2f} ms, its scripts "
               f"{(children_after - children) / len(keys) * 1000:.2f} ms; worker RSS "
               f"{process_rss_mb(worker.proc.pid):.0f} MB", flush=True)
         return Rate(arrival.rate(len(keys)), (machine_busy_seconds() - busy) / len(keys))
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            await asyncio.wait_for(spy.wait(), 60)
         worker.stop()
-
-
-def top_functions(raw: Path, count: int = 15) -> list[tuple[str, float]]:
-    """The functions that hold most of py-spy's samples as their own (the leaf of each stack)."""
-    own: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        if not stack:
-            continue
-        total += int(samples)
-        own[stack.split(";")[-1]] += int(samples)
-    return [(name, samples / max(total, 1)) for name, samples in own.most_common(count)]
 
 
 async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> dict[str, Any]:
@@ -216,8 +194,7 @@ async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> d
         RESULTS.mkdir(exist_ok=True)
         await _worker_rate(stack, work / "profiled", keys, concurrency, raw)
         top = top_functions(raw)
-        (RESULTS / "local_executor_profile.txt").write_text(
-            "".join(f"{share * 100:5.1f}%  {name}\n" for name, share in top))
+        write_top(top, RESULTS / "local_executor_profile.txt")
         result["profile_top"] = top
     shutil.rmtree(work, ignore_errors=True)
     await delete_topics_of(settings.kafka.bootstrap_servers, ISSUED_PREFIXES)

@@ -9,7 +9,7 @@ each figure against its baseline in the same run:
 * cold start: scaled to zero, the first ``/run``'s latency against the next one's; and a load step from one
   client to ``--clients``: the time until every replica the step needs is started.
 
-    .venv/bin/python -m benchmarks.warm_services [--seconds 8] [--repeats 3] [--clients 4] [--files 300]
+    .venv/bin/python -m benchmarks.warm_services [--seconds 8] [--repeats 3] [--clients 4] [--files 300] [--profile]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks.common import Process, machine_busy_seconds, process_cpu_seconds, write_results
+from benchmarks.common import RESULTS, Process, machine_busy_seconds, process_cpu_seconds, write_results
+from benchmarks.profiling import py_spy, top_functions, write_top
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.core.results import Result
 from oscar_stream.demo.data import percentile
@@ -152,7 +153,19 @@ async def _cold_and_step(http: aiohttp.ClientSession, url: str, worker_port: int
     return {"cold_first_call_s": cold, "warm_next_call_s": warm, "step_to_all_replicas_s": steps}
 
 
-async def measure(seconds: float, repeats: int, clients: int, files: int) -> dict[str, Any]:
+async def _profile(work: Path, pids: tuple[int, int], clients: int, seconds: float, call: Any) -> None:
+    """py-spy on the gateway and the worker during a round of /run calls; their top functions next to the
+    results (``warm_services_profile_<process>.txt``)."""
+    raws = {name: work / f"{name}.raw" for name in ("gateway", "worker")}
+    async with py_spy(pids[0], raws["gateway"]), py_spy(pids[1], raws["worker"]):
+        await _closed_loop(clients, seconds, call)
+    RESULTS.mkdir(exist_ok=True)
+    for name, raw in raws.items():
+        write_top(top_functions(raw, 25), RESULTS / f"warm_services_profile_{name}.txt")
+        print(f"profile of the {name}: {RESULTS / f'warm_services_profile_{name}.txt'}", flush=True)
+
+
+async def measure(seconds: float, repeats: int, clients: int, files: int, profile: bool) -> dict[str, Any]:
     stack: Stack = ensure_stack(("kafka", "s3"))
     with tempfile.TemporaryDirectory(prefix="oscar-bench-") as tmp:
         work = Path(tmp)
@@ -200,6 +213,9 @@ async def measure(seconds: float, repeats: int, clients: int, files: int) -> dic
                                 cpu_ms[name].setdefault(part, []).append(spent / len(lat) * 1000)
                         print(f"round {round_ + 1}/{repeats}: /run {runs['run'][-1]:.0f}/s, direct "
                               f"{runs['direct'][-1]:.0f}/s", flush=True)
+                    if profile:  # one more /run round, not counted, with both processes sampled
+                        await _profile(work, (gateway.proc.pid, worker_pid), clients, seconds,
+                                       lambda lane: _run_call(http, target, token))
                     events: dict[str, dict[str, float]] = {}
                     for kind in ("warm", "job"):
                         spec: dict[str, Any] = {
@@ -235,9 +251,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--profile", action="store_true", help="py-spy on the gateway and the worker (one more round)")
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.seconds, args.repeats, args.clients, args.files))
+    result = asyncio.run(measure(args.seconds, args.repeats, args.clients, args.files, args.profile))
     print(f"/run {result['median']['run']:.0f}/s against direct {result['median']['direct']:.0f}/s: ratio "
           f"{result['ratio']:.2f}; p50 {result['p50_ms']['run']:.1f} ms (direct {result['p50_ms']['direct']:.1f}), "
           f"p99 {result['p99_ms']['run']:.1f} ms (direct {result['p99_ms']['direct']:.1f}); p50 added "

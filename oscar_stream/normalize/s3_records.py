@@ -23,6 +23,7 @@ from oscar_stream.core.times import normalize_time
 from oscar_stream.normalize.outcome import ParseError, ParseOutcome
 
 KeyEncoding = Literal["url", "raw"]
+_ARN = "arn:aws:s3:::"
 
 
 def _event_type(name: str) -> EventType:
@@ -77,6 +78,18 @@ def _principal(record: dict[str, Any]) -> str | None:
     return check_text(value, "userIdentity.principalId") if isinstance(value, str) and value else None
 
 
+def _from_path_arn(arn: Any, bucket: str, raw_key: str) -> tuple[str, str]:
+    """versitygw writes the request's path into the bucket's ARN (``arn:aws:s3:::/<bucket>/<key>``; AWS and MinIO
+    write ``arn:aws:s3:::<bucket>``, never with a ``/``). Its ``bucket.name``, and a key without ``/``, point into
+    a request buffer the server reuses before the notification is sent, so under concurrent requests they can
+    carry another request's bytes (seen with versitygw 1.8: ``oscar-stre`` for ``bench-warm``, and the event
+    matched no service); the ARN is copied while the request runs. Where it names the object, it is believed."""
+    if not isinstance(arn, str) or not arn.startswith(_ARN):
+        return bucket, raw_key
+    arn_bucket, _, arn_key = arn[len(_ARN):].removeprefix("/").partition("/")
+    return (arn_bucket, arn_key) if arn_bucket and arn_key else (bucket, raw_key)
+
+
 def parse_record(
     record: Any, storage: str, key_encoding: KeyEncoding, received_at: str | None = None
 ) -> StorageEvent:
@@ -84,10 +97,12 @@ def parse_record(
     name = _text(rec.get("eventName"), "eventName", required=True)
     assert name is not None
     s3 = _object(rec.get("s3"), "s3")
-    bucket = _text(_object(s3.get("bucket"), "s3.bucket").get("name"), "s3.bucket.name", required=True)
+    bucket_doc = _object(s3.get("bucket"), "s3.bucket")
+    bucket = _text(bucket_doc.get("name"), "s3.bucket.name", required=True)
     obj = _object(s3.get("object"), "s3.object")
     raw_key = _text(obj.get("key"), "s3.object.key", required=True, limited=False)  # checked once decoded
     assert raw_key is not None and bucket is not None
+    bucket, raw_key = _from_path_arn(bucket_doc.get("arn"), bucket, raw_key)
     key = unquote_plus(raw_key, errors="strict") if key_encoding == "url" else raw_key
     check_bucket(bucket)
     check_key(key, "s3.object.key")

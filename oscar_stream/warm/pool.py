@@ -154,7 +154,8 @@ class WarmPool:
         if self.service.log_level:
             env.setdefault("LOG_LEVEL", self.service.log_level)
         replica = (Replica(self.root, self.service.script, {}, spawn=False) if self.external else
-                   Replica(self.root / f"replica-{self._numbers}", self.service.script, env))
+                   Replica(self.root / f"replica-{self._numbers}", self.service.script, env,
+                           one_at_a_time=self.spec.concurrency == 1))
         try:
             await replica.start(START_TIMEOUT_S)
         except (OSError, ReplicaGone) as err:

@@ -27,11 +27,13 @@ class ReplicaGone(OscarStreamError):
 
 
 class Replica:
-    def __init__(self, root: Path, script: str, env: Mapping[str, str], spawn: bool = True) -> None:
+    def __init__(self, root: Path, script: str, env: Mapping[str, str], spawn: bool = True,
+                 one_at_a_time: bool = False) -> None:
         self.root = root
         self.script = script
         self.env = dict(env)
         self.spawn = spawn
+        self.one_at_a_time = one_at_a_time  # the runner runs each script in its foreground (warm_runner.py)
         self.inflight = 0
         self.idle_since = time.monotonic()
         self.started_s: float | None = None  # how long the start took (a cold start's own cost)
@@ -61,7 +63,8 @@ class Replica:
             env["HOME"] = str(self.root / "home")
             self._proc = await asyncio.create_subprocess_exec(
                 *DIE_WITH_WORKER, "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
-                str(self.root / "script.sh"), env=env, stdin=asyncio.subprocess.DEVNULL,
+                str(self.root / "script.sh"), "yes" if self.one_at_a_time else "no", env=env,
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
         try:
             async with asyncio.timeout(timeout_s):

@@ -70,6 +70,24 @@ def test_aws_event_name_gets_prefix_and_versitygw_quirks() -> None:
     assert vgw.version_id is None
 
 
+@pytest.mark.parametrize(("arn", "key"), [("arn:aws:s3:::/microscopy/in/cell-01.png", "in/cell-01.png"),
+                                          ("arn:aws:s3:::microscopy/in/cell-01.png", "in/cell-01.png"),
+                                          ("arn:aws:s3:::/microscopy/cell-01.png", "cell-01.png")])
+def test_versitygw_names_from_a_reused_buffer_give_way_to_its_arn(arn: str, key: str) -> None:
+    doc = orjson.loads((EVENTS / "versitygw-put.json").read_bytes())
+    bucket = doc["Records"][0]["s3"]["bucket"]
+    bucket["arn"] = arn
+    bucket["name"] = "oscar-stre"  # what versitygw 1.8 sent for a bucket "bench-warm" under concurrent uploads
+    doc["Records"][0]["s3"]["object"]["key"] = "x" * len(key) if "/" not in key else key
+    [event] = parse_s3_notification(orjson.dumps(doc), "minio.default", "raw").events
+    assert (event.bucket, event.key) == ("microscopy", key)
+
+
+def test_a_bucket_arn_without_a_path_changes_nothing() -> None:
+    [event] = parse_s3_notification((EVENTS / "minio-put.json").read_bytes(), "minio.default").events
+    assert (event.bucket, event.key) == ("seismic", "stations/ANMO/2026-10-02.mseed")
+
+
 def test_test_event_is_a_non_event() -> None:
     outcome = parse_s3_notification((EVENTS / "aws-s3-testevent.json").read_bytes(), "s3.aws")
     assert outcome.events == [] and outcome.rejects == []

@@ -22,6 +22,7 @@ from oscar_stream.route.files import load_routing_files
 from oscar_stream.route.model import ExposeSpec, ServiceSpec, WarmSpec
 from oscar_stream.route.problems import RoutingFileError
 from oscar_stream.warm.pool import PoolBusy, WarmPool
+from oscar_stream.warm.replica import Replica
 
 SPEC = WarmSpec(min_replicas=1, max_replicas=4, concurrency=2, idle_s=10.0, queue=3)
 
@@ -178,6 +179,25 @@ def test_a_full_queue_refuses_and_a_failing_script_reports_its_code(tmp_path: Pa
         await pool.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("one_at_a_time", "order"), [(True, "start end start end"),
+                                                       (False, "start start end end")])
+def test_a_runner_runs_requests_in_its_foreground_only_one_at_a_time(
+        tmp_path: Path, one_at_a_time: bool, order: str) -> None:
+    trace = tmp_path / "trace"
+    script = f'echo start >> {trace}; sleep 0.3; echo end >> {trace}; exit "$CODE"\n'
+
+    async def scenario() -> None:
+        replica = Replica(tmp_path / "replica", script, {}, one_at_a_time=one_at_a_time)
+        await replica.start()
+        folders = [replica.take_folder(), replica.take_folder()]
+        codes = await asyncio.gather(*(replica.run(f, {"CODE": str(n)}, 10) for n, f in enumerate(folders, 3)))
+        assert codes == [3, 4]  # each request's own exit code, in both modes
+        await replica.stop()
+
+    asyncio.run(scenario())
+    assert " ".join(trace.read_text().split()) == order
 
 
 def test_a_request_over_its_time_restarts_the_replica(tmp_path: Path) -> None:
