@@ -40,7 +40,7 @@ from benchmarks.common import (
     process_rss_mb,
     write_results,
 )
-from benchmarks.profiling import py_spy, top_functions, write_top
+from benchmarks.profiling import py_spy, write_top
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.events import CREATED, StorageEvent
@@ -193,8 +193,7 @@ async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> d
         raw = RESULTS / "local_executor_profile.raw"
         RESULTS.mkdir(exist_ok=True)
         await _worker_rate(stack, work / "profiled", keys, concurrency, raw)
-        top = top_functions(raw)
-        write_top(top, RESULTS / "local_executor_profile.txt")
+        top = write_top(raw, RESULTS / "local_executor_profile.txt", 15)
         result["profile_top"] = top
     shutil.rmtree(work, ignore_errors=True)
     await delete_topics_of(settings.kafka.bootstrap_servers, ISSUED_PREFIXES)

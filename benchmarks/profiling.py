@@ -24,18 +24,34 @@ async def py_spy(pid: int, raw: Path) -> AsyncIterator[None]:
         await asyncio.wait_for(spy.wait(), 60)
 
 
-def top_functions(raw: Path, count: int = 15) -> list[tuple[str, float]]:
-    """The functions that hold most of py-spy's samples as their own (the leaf of each stack)."""
-    own: Counter[str] = Counter()
+def top_functions(raw: Path, count: int = 15, within: str | None = None) -> list[tuple[str, float]]:
+    """The functions that hold most of py-spy's samples: as their own (the leaf of each stack), or, with
+    ``within`` (e.g. ``oscar_stream/``), the functions of those files with everything they call."""
+    held: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if not stack:
             continue
         total += int(samples)
-        own[stack.split(";")[-1]] += int(samples)
-    return [(name, samples / max(total, 1)) for name, samples in own.most_common(count)]
+        frames = stack.split(";")
+        if within is None:
+            held[frames[-1]] += int(samples)
+        else:
+            for frame in set(frames):
+                if within in frame:
+                    held[frame] += int(samples)
+    return [(name, samples / max(total, 1)) for name, samples in held.most_common(count)]
 
 
-def write_top(top: list[tuple[str, float]], path: Path) -> None:
-    path.write_text("".join(f"{share * 100:5.1f}%  {name}\n" for name, share in top))
+def write_top(raw: Path, path: Path, count: int = 25) -> list[tuple[str, float]]:
+    """The top functions by their own samples, then oscar-stream's functions with what they call."""
+    own = top_functions(raw, count)
+    ours = top_functions(raw, count, within="oscar_stream/")
+    path.write_text("own samples (GIL held):\n" + _lines(own)
+                    + "\noscar-stream's functions, with what they call:\n" + _lines(ours))
+    return own
+
+
+def _lines(top: list[tuple[str, float]]) -> str:
+    return "".join(f"{share * 100:5.1f}%  {name}\n" for name, share in top)

@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from benchmarks.common import RESULTS, Process, machine_busy_seconds, process_cpu_seconds, write_results
-from benchmarks.profiling import py_spy, top_functions, write_top
+from benchmarks.profiling import py_spy, write_top
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.core.results import Result
 from oscar_stream.demo.data import percentile
@@ -109,6 +109,9 @@ async def _events(settings: Any, store: S3Store, service: str, files: int, tmp: 
                    if Result.from_json(r.value).service == service]
         if len(results) >= files:
             break
+        if time.monotonic() - started > 120:
+            raise RuntimeError(f"{len(results)} results of {files} uploads to {service} after 120 s: see the "
+                               f"worker's log in {tmp}")
         await asyncio.sleep(0.5)
     elapsed = time.monotonic() - started
     event_ms = {orjson.loads(r.value)["id"]: r.timestamp for r in await read_all(settings, names.events)}
@@ -161,7 +164,7 @@ async def _profile(work: Path, pids: tuple[int, int], clients: int, seconds: flo
         await _closed_loop(clients, seconds, call)
     RESULTS.mkdir(exist_ok=True)
     for name, raw in raws.items():
-        write_top(top_functions(raw, 25), RESULTS / f"warm_services_profile_{name}.txt")
+        write_top(raw, RESULTS / f"warm_services_profile_{name}.txt")
         print(f"profile of the {name}: {RESULTS / f'warm_services_profile_{name}.txt'}", flush=True)
 
 

@@ -18,6 +18,7 @@ from oscar_stream.worker.services_table import ServicesTable
 from oscar_stream.worker.warm_endpoints import WarmEndpoints
 
 log = logging.getLogger(__name__)
+_TOKENS_KEPT = 10_000
 
 
 @dataclass
@@ -30,6 +31,7 @@ class ApiContext:
     warm: WarmEndpoints = field(init=False)
     storage: StorageSettings | None = field(init=False)
     store: S3Store | None = field(init=False)
+    _tokens: dict[tuple[str, str], str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.names = TopicNames(self.settings.kafka.topic_prefix)
@@ -49,9 +51,17 @@ class ApiContext:
         return spec if spec is not None and self.services.is_local(spec) else None
 
     def token(self, spec: ServiceSpec) -> str:
-        secret = self.settings.api.token_secret
-        assert secret is not None  # the API is on only with a secret
-        return service_token(secret, spec.name, spec.token_nonce or "")
+        """The service's token, derived once per (name, nonce): an HMAC per request was a visible part of a
+        synchronous call's cost."""
+        key = (spec.name, spec.token_nonce or "")
+        token = self._tokens.get(key)
+        if token is None:
+            secret = self.settings.api.token_secret
+            assert secret is not None  # the API is on only with a secret
+            if len(self._tokens) >= _TOKENS_KEPT:
+                self._tokens.clear()  # services deleted and made again leave old nonces behind
+            token = self._tokens[key] = service_token(secret, spec.name, key[1])
+        return token
 
 
 async def ensure_bucket(store: S3Store, bucket: str) -> None:

@@ -26,7 +26,7 @@ from oscar_stream.route.model import ServiceSpec
 from oscar_stream.storage.base import StorageError
 from oscar_stream.storage.registry import Stores
 from oscar_stream.warm.pool import PoolBusy, PoolClosed, WarmPool
-from oscar_stream.warm.replica import ReplicaGone
+from oscar_stream.warm.replica import ReplicaGone, write_file
 
 DEFAULT_TIMEOUT_S = 300.0
 INLINE_BYTES = 1 << 20  # outputs up to this size are read inline: a thread hop costs more than reading them
@@ -93,11 +93,11 @@ async def run_sync(pool: WarmPool, service: ServiceSpec, payload: bytes, input_n
     timeout = service.timeout_s or DEFAULT_TIMEOUT_S
     try:
         async with pool.request() as (replica, folder):
-            input_dir, output_dir = folder / "input", folder / "output"
-            (input_dir / name).write_bytes(payload)  # small (the body limit): cheaper inline than a thread hop
-            code = await replica.run(folder, {"INPUT_FILE_PATH": str(input_dir / name),
-                                              "TMP_INPUT_DIR": str(input_dir), "TMP_OUTPUT_DIR": str(output_dir)},
-                                     timeout)
+            input_dir, output_dir = f"{folder}/input", f"{folder}/output"
+            input_file = f"{input_dir}/{name}"
+            write_file(input_file, payload)  # small (the body limit): cheaper inline than a thread hop
+            code = await replica.run(folder, {"INPUT_FILE_PATH": input_file, "TMP_INPUT_DIR": input_dir,
+                                              "TMP_OUTPUT_DIR": output_dir}, timeout)
             small = _total_size(output_dir) < INLINE_BYTES
             logged, outputs = _collect(folder) if small else await asyncio.to_thread(_collect, folder)
         if code != 0:
@@ -120,18 +120,18 @@ async def run_sync(pool: WarmPool, service: ServiceSpec, payload: bytes, input_n
 
 def _read_log(folder: Path) -> bytes:
     try:
-        return (folder / "log").read_bytes()
+        return _read(f"{folder}/log")
     except FileNotFoundError:
         return b""
 
 
-def _total_size(folder: Path) -> int:
+def _total_size(folder: str) -> int:
     with os.scandir(folder) as entries:
         return sum(e.stat().st_size if e.is_file() else INLINE_BYTES for e in entries)
 
 
 def _collect(folder: Path) -> tuple[bytes, list[tuple[str, bytes]]]:
-    return _read_log(folder), [(name, _read(path)) for name, path in _files_under(str(folder / "output"))]
+    return _read_log(folder), [(name, _read(path)) for name, path in _files_under(f"{folder}/output")]
 
 
 def _files_under(top: str, prefix: str = "") -> Iterator[tuple[str, str]]:
