@@ -77,6 +77,8 @@ class WarmEndpoint:
                 why = "is starting"
             except aiohttp.ClientConnectorError as err:
                 why = f"does not answer ({err})"
+            except aiohttp.ClientConnectionError as err:  # it had the request: trying again could repeat it
+                return reply(502, f"the server of {name} broke off its answer ({err})")
             if asyncio.get_running_loop().time() > deadline:
                 return reply(503, f"the server of {name} {why}", headers={"Retry-After": "2"},
                              hint="it must listen on $PORT (locally) or on its api_port (in a pod)")
