@@ -185,7 +185,9 @@ def write_file(path: str, data: bytes) -> None:
     """A small file written without pathlib's layers (a warm call writes two and reads two: it showed)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 
