@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -36,8 +35,9 @@ from oscar_stream.config import load_settings
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import Result
 from oscar_stream.executors.base import Limiter
-from oscar_stream.executors.kubernetes import KubernetesExecutor
+from oscar_stream.executors.kubernetes import KubernetesExecutor, answer_body, transient
 from oscar_stream.launch import job_spec
+from oscar_stream.retry import retrying
 from oscar_stream.route.model import InputSpec, ServiceSpec
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from tests.support.faults import until
@@ -64,10 +64,7 @@ async def _delete_all(api: client.ApiClient, service: str, concurrency: int) -> 
         response: Any = await batch.list_namespaced_job(
             NAMESPACE, label_selector=f"{job_spec.LABEL_SERVICE}={service}", limit=500, _preload_content=False,
             **paging)
-        try:
-            page = orjson.loads(await response.read())
-        finally:
-            response.release()
+        page = orjson.loads(await answer_body(response))
         names += [job["metadata"]["name"] for job in page.get("items") or ()]
         token = page["metadata"].get("continue")
         if not token:
@@ -75,21 +72,16 @@ async def _delete_all(api: client.ApiClient, service: str, concurrency: int) -> 
     gate = asyncio.Semaphore(concurrency)
 
     async def delete(name: str) -> None:
+        async def once() -> None:
+            try:
+                await batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background",
+                                                  _request_timeout=60)
+            except ApiException as err:
+                if err.status != 404:  # gone already: deleted
+                    raise
+
         async with gate:
-            for attempt in range(10):
-                try:
-                    await batch.delete_namespaced_job(name, NAMESPACE, propagation_policy="Background",
-                                                      _request_timeout=60)
-                    return
-                except ApiException as err:
-                    if err.status == 404:
-                        return
-                    if err.status not in (429, 500, 503, 504) or attempt == 9:
-                        raise
-                except (aiohttp.ClientError, TimeoutError):
-                    if attempt == 9:
-                        raise
-                await asyncio.sleep(1)
+            await retrying(once, what=f"delete Job {name}", retryable=transient, attempts=10)
 
     await asyncio.gather(*(delete(name) for name in names))
     return len(names)

@@ -133,16 +133,16 @@ class KubernetesExecutor(Executor):
             await self.rate.wait()
             answer = await fn(*args, _request_timeout=30, **kwargs)
             if kwargs.get("_preload_content") is False:
-                answer = await _body_of(answer)
+                answer = await answer_body(answer)
             if self.health.state == "recovering":
                 self.health.running()
             return answer
 
         def failed(err: BaseException) -> None:
-            if _transient(err):
+            if transient(err):
                 self.health.recovering(f"Kubernetes API: {what}: {type(err).__name__}: {err}")
 
-        return await retrying(once, what=what, retryable=_transient, attempts=9, hint=_retry_after, log=log,
+        return await retrying(once, what=what, retryable=transient, attempts=9, hint=_retry_after, log=log,
                               on_failure=failed)
 
     async def _ensure(self, body: dict[str, Any]) -> None:
@@ -180,7 +180,7 @@ class KubernetesExecutor(Executor):
             if err.status == 409:
                 metrics.JOBS_DUPLICATE.labels(*labels).inc()
                 return
-            if _transient(err):
+            if transient(err):
                 raise
             reason = _api_reason(err)
             log.error("Kubernetes refused Job %s for %s: %s", name, service.name, reason)
@@ -476,7 +476,7 @@ class JobView:
         )
 
 
-async def _body_of(response: Any) -> bytes:
+async def answer_body(response: Any) -> bytes:
     """The body of an answer asked for with ``_preload_content=False`` (the client's model classes are not
     built: they cost more CPU than the call), raising ApiException as the client does for the others."""
     try:
@@ -490,7 +490,7 @@ async def _body_of(response: Any) -> bytes:
     return body
 
 
-def _transient(err: BaseException) -> bool:
+def transient(err: BaseException) -> bool:
     if isinstance(err, ApiException):
         return err.status in RETRIABLE_HTTP
     return isinstance(err, TimeoutError | OSError)  # aiohttp's client errors are OSErrors
