@@ -98,8 +98,7 @@ async def _s3_puts(settings: Any, body: bytes, seconds: float) -> float:
     return done / seconds
 
 
-async def measure(seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
-    stack: Stack = ensure_stack(("kafka", "s3"))
+async def measure(stack: Stack, seconds: float, repeats: int, jobs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="oscar-bench-") as tmp:
         work = Path(tmp)
         port = free_port()
@@ -165,7 +164,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.seconds, args.repeats, args.jobs))
+    result = asyncio.run(measure(ensure_stack(("kafka", "s3")), args.seconds, args.repeats, args.jobs))
     for name, median in result["median"].items():
         print(f"{name:<20} {median:8.0f} requests/s   ratio {result['ratio_to_webhook'][name]:.2f}")
     print(f"job, payload / S3 PUT alone: {result['payload_ratio_to_s3_puts']:.2f}")

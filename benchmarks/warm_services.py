@@ -168,8 +168,8 @@ async def _profile(work: Path, pids: tuple[int, int], clients: int, seconds: flo
         print(f"profile of the {name}: {RESULTS / f'warm_services_profile_{name}.txt'}", flush=True)
 
 
-async def measure(seconds: float, repeats: int, clients: int, files: int, profile: bool) -> dict[str, Any]:
-    stack: Stack = ensure_stack(("kafka", "s3"))
+async def measure(stack: Stack, seconds: float, repeats: int, clients: int, files: int,
+                  profile: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="oscar-bench-") as tmp:
         work = Path(tmp)
         port = free_port()
@@ -257,7 +257,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy on the gateway and the worker (one more round)")
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.seconds, args.repeats, args.clients, args.files, args.profile))
+    stack = ensure_stack(("kafka", "s3"))
+    result = asyncio.run(measure(stack, args.seconds, args.repeats, args.clients, args.files, args.profile))
     print(f"/run {result['median']['run']:.0f}/s against direct {result['median']['direct']:.0f}/s: ratio "
           f"{result['ratio']:.2f}; p50 {result['p50_ms']['run']:.1f} ms (direct {result['p50_ms']['direct']:.1f}), "
           f"p99 {result['p99_ms']['run']:.1f} ms (direct {result['p99_ms']['direct']:.1f}); p50 added "

@@ -7,6 +7,7 @@ import faust
 
 from oscar_stream.cli.context import friendly_errors, settings_from
 from oscar_stream.worker.app import ROLES, build_worker
+from oscar_stream.worker.child_watcher import wait_for_children_on_the_loop
 
 
 @click.command("worker")
@@ -24,4 +25,5 @@ def worker(ctx: click.Context, roles: str, executor: str | None, loglevel: str) 
         settings.worker.executor = executor  # type: ignore[assignment]
     chosen = [r.strip() for r in roles.split(",") if r.strip()]
     built = build_worker(settings, chosen)
+    wait_for_children_on_the_loop()
     faust.Worker(built.app, loglevel=loglevel, quiet=True).execute_from_commandline()

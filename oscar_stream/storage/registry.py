@@ -25,6 +25,11 @@ class Stores:
             self._open[storage_id] = S3Store(settings) if settings.kind == "s3" else WebDavStore(settings)
         return self._open[storage_id]
 
+    async def prepare(self) -> None:
+        """A client for every configured storage, built before the first job needs one."""
+        for storage_id in self._settings:
+            await self.get(storage_id).prepare()
+
     async def close(self) -> None:
         for store in self._open.values():
             await store.close()

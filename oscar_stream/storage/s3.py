@@ -43,6 +43,9 @@ class S3Store:
             self._client = await self._context.__aenter__()
         return self._client
 
+    async def prepare(self) -> None:
+        await self._s3()  # botocore loads the service's model and endpoint rules: ~0.1 s of CPU
+
     async def download(self, bucket: str | None, key: str, dest: Path) -> int:
         if not bucket:
             raise StorageError(f"{self.storage_id}: an S3 object needs a bucket (key {key!r})")
@@ -64,8 +67,12 @@ class S3Store:
             raise StorageError(f"{self.storage_id}: an S3 upload needs a bucket (key {key!r})")
         size = source.stat().st_size  # noqa: ASYNC240  # one stat: cheaper inline than a thread hop
         try:
-            with source.open("rb") as body:
-                response = await (await self._s3()).put_object(Bucket=bucket, Key=key, Body=body)
+            if size <= _CHUNK:  # botocore costs ~0.4 ms more CPU per PUT of a file object than of its bytes
+                data = source.read_bytes()  # noqa: ASYNC240  # from the page cache: cheaper than a thread hop
+                response = await (await self._s3()).put_object(Bucket=bucket, Key=key, Body=data)
+            else:
+                with source.open("rb") as body:
+                    response = await (await self._s3()).put_object(Bucket=bucket, Key=key, Body=body)
         except (ClientError, BotoCoreError, OSError) as err:
             raise StorageError(f"{self.storage_id}: upload to s3://{bucket}/{key} failed: {err}") from err
         return StoredObject(self.storage_id, bucket, key, size, normalize_etag(response.get("ETag")),

@@ -32,6 +32,9 @@ class WebDavStore:
                                                   timeout=aiohttp.ClientTimeout(total=None, sock_read=300))
         return self._session
 
+    async def prepare(self) -> None:
+        self._http()
+
     def _url(self, key: str) -> str:
         return f"{self._base}{quote('/' + key.lstrip('/'))}"
 

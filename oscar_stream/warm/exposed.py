@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oscar_stream.executors.local import DIE_WITH_WORKER
+from oscar_stream.executors.process_guard import dies_with_worker
 from oscar_stream.retry import Backoff
 from oscar_stream.route.model import ServiceSpec
 from oscar_stream.stack.process import free_port
@@ -46,11 +46,12 @@ class ExposedServer:
             env.update({"HOME": str(self.folder), "PORT": str(self.port)})
             with (self.folder / "server.log").open("ab") as out:
                 self.process = await asyncio.create_subprocess_exec(
-                    *DIE_WITH_WORKER, "/bin/sh", str(self.folder / "script.sh"), cwd=self.folder, env=env,
+                    "/bin/sh", str(self.folder / "script.sh"), cwd=self.folder, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True)
             started = asyncio.get_running_loop().time()
-            code = await self.process.wait()
+            with dies_with_worker(self.process):
+                code = await self.process.wait()
             if asyncio.get_running_loop().time() - started > _STABLE_S:
                 backoff.reset()  # a server that ran a while starts again soon, not after a crash loop's delay
             delay = backoff.next_delay()

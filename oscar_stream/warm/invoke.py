@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from aiohttp import web
 from oscar_stream import metrics
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import StoredObject
-from oscar_stream.executors.staging import download_input, upload_outputs
+from oscar_stream.executors.staging import download_input, files_under, upload_outputs
 from oscar_stream.http_replies import reply
 from oscar_stream.launch.contract import contract_variables
 from oscar_stream.launch.sync_answer import log_tail, sync_answer
@@ -131,19 +130,7 @@ def _total_size(folder: str) -> int:
 
 
 def _collect(folder: Path) -> tuple[bytes, list[tuple[str, bytes]]]:
-    return _read_log(folder), [(name, _read(path)) for name, path in _files_under(f"{folder}/output")]
-
-
-def _files_under(top: str, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(relative name, path) of every file under ``top``, in name order; os.scandir, as pathlib's rglob cost a
-    noticeable part of a warm call."""
-    with os.scandir(top) as scanned:
-        entries = sorted(scanned, key=lambda e: e.name)
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _files_under(entry.path, f"{prefix}{entry.name}/")
-        elif entry.is_file():
-            yield f"{prefix}{entry.name}", entry.path
+    return _read_log(folder), [(name, _read(path)) for name, path in files_under(f"{folder}/output")]
 
 
 def _read(path: str) -> bytes:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from oscar_stream.core.errors import OscarStreamError
-from oscar_stream.executors.local import DIE_WITH_WORKER
+from oscar_stream.executors.process_guard import dies_with_worker
 from oscar_stream.launch.warm_runner import RUNNER_SCRIPT, parse_done, request_env
 
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -62,10 +62,11 @@ class Replica:
             env.update(self.env)
             env["HOME"] = str(self.root / "home")
             self._proc = await asyncio.create_subprocess_exec(
-                *DIE_WITH_WORKER, "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
+                "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
                 str(self.root / "script.sh"), "yes" if self.one_at_a_time else "no", env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+            self._watcher = asyncio.ensure_future(self._watch(self._proc))
         try:
             async with asyncio.timeout(timeout_s):
                 while (await stream.readline()).strip() != b"ready":
@@ -77,8 +78,6 @@ class Replica:
         self.alive = True
         self.started_s = time.monotonic() - began
         self._reader = asyncio.ensure_future(self._read_completions(stream))
-        if self._proc is not None:
-            self._watcher = asyncio.ensure_future(self._watch(self._proc))
 
     def _prepare(self) -> None:
         (self.root / "home").mkdir(parents=True, exist_ok=True)
@@ -152,7 +151,8 @@ class Replica:
                 future.set_result(done[1])
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
-        code = await proc.wait()
+        with dies_with_worker(proc):  # the runner, and the scripts it runs
+            code = await proc.wait()
         if self.alive:
             self.alive = False
             self._fail_waiting(f"the replica's runner exited with code {code}")

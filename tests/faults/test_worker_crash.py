@@ -5,6 +5,9 @@ than once: those running when the worker died), duplicate results, and the times
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +23,7 @@ from oscar_stream.route.files import load_routing_files
 from oscar_stream.storage.s3 import S3Store
 from oscar_stream.worker.publish import apply_services
 from tests.support.faults import Worker, duplicates, notify, partition_of, until, upload_objects, wait_results
+from tests.support.processes import process_gone
 from tests.support.stack import write_config
 
 pytestmark = pytest.mark.stack
@@ -214,3 +218,53 @@ async def test_three_workers_share_one_service_within_its_limit(
     assert len({r["invocation_id"] for r in found}) == count and duplicates(found) == 0
     assert all(0.27 <= share <= 0.4 for share in shares.values()) and len(shares) == 3
     assert _peak(runs) <= concurrency
+
+
+STARTS_A_CHILD = """\
+version: oscar-stream/v1
+services:
+  - name: lingers
+    image: alpine:3.22
+    concurrency: 2{warm}
+    script_inline: |
+      sleep 300 &
+      echo "$$ $!" >> "$PIDS"
+      wait
+    environment: {{variables: {{PIDS: "{pids}"}}}}
+    input: [{{storage_provider: minio, path: {bucket}/in}}]
+"""
+
+
+@pytest.mark.parametrize("executor", ["local", "warm"])
+async def test_a_killed_workers_scripts_die_with_it_with_what_they_started(
+        config: dict[str, Any], tmp_path: Path, executor: str) -> None:
+    """As a pod's processes die with it: a script left running would race the partition's new owner."""
+    settings = write_config(config, tmp_path / "oscar-stream.yaml")
+    await apply_topics(settings)
+    bucket, pids_file = settings.kafka.topic_prefix, tmp_path / "pids"
+    table = tmp_path / "table.yaml"
+    warm = "\n    warm: {max_replicas: 2, concurrency: 1}" if executor == "warm" else ""
+    table.write_text(STARTS_A_CHILD.format(warm=warm, pids=pids_file, bucket=bucket))
+    await apply_services(settings, load_routing_files([table]).table.services)
+    store = S3Store(settings.storages[0])
+    try:
+        objects = await upload_objects(store, bucket, "in", 2, tmp_path)
+    finally:
+        await store.close()
+    worker = Worker(config, tmp_path, "w1")
+    worker.start()
+    try:
+        await worker.wait_ready()
+        await notify(settings, objects)
+        await until(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 4,
+                    what="both scripts running")
+        pids = [int(p) for p in pids_file.read_text().split()]
+        assert not any(process_gone(pid) for pid in pids)
+        worker.kill()
+        await until(lambda: all(process_gone(pid) for pid in pids), timeout_s=10,
+                    what="the scripts and their children gone")
+    finally:
+        worker.stop()
+        for pid in [int(p) for p in pids_file.read_text().split()] if pids_file.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

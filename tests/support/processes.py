@@ -52,3 +52,12 @@ class CliProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self._out.close()
+
+
+def process_gone(pid: int) -> bool:
+    """No such process, or only its zombie (an orphan's parent here may not reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
