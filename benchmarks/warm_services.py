@@ -3,7 +3,9 @@ each figure against its baseline in the same run:
 
 * ``POST /run/<svc>`` on warm replicas (``--clients`` at once, as many replicas, one request each at a time)
   against the floor: the same script run directly with ``/bin/sh`` from this process, same concurrency, input
-  written and output read as the replica does. Requests/s, the ratio, p50/p99 and the p50 latency added;
+  written and output read as the replica does, on the file system where the replica stages them (the worker's
+  ``memory_dir``). Requests/s, the ratio, p50/p99 and the p50 latency added; and, for reference, the same floor
+  staged on the disk's file system (where replicas staged requests before ``memory_dir``);
 * storage events through a warm stage against one local job per event (same script, same concurrency): events/s
   and upload -> result p50/p99 (from the Kafka timestamps of the event and of its result);
 * cold start: scaled to zero, the first ``/run``'s latency against the next one's; and a load step from one
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -78,7 +81,7 @@ async def _run_call(http: aiohttp.ClientSession, url: str, token: str) -> None:
 
 async def _direct_call(work: Path, lane: int) -> None:
     """The floor: what a replica does per request, with nothing around it — the script file run with /bin/sh
-    (as replicas and jobs run it), its input written and its output read."""
+    (as jobs run it), its input written and its output read, in ``work``."""
     folder = work / f"direct-{lane}"
     (folder / "output").mkdir(parents=True, exist_ok=True)
     (folder / "input").write_bytes(PAYLOAD)
@@ -185,9 +188,10 @@ async def measure(stack: Stack, seconds: float, repeats: int, clients: int, file
             worker.start()
             url = f"http://127.0.0.1:{port}"
             store = S3Store(settings.storages[0])
-            runs: dict[str, list[float]] = {"run": [], "direct": []}
-            latency: dict[str, list[float]] = {"run": [], "direct": []}
-            cpu_ms: dict[str, dict[str, list[float]]] = {"run": {}, "direct": {}}
+            runs: dict[str, list[float]] = {"run": [], "direct": [], "direct_disk": []}
+            latency: dict[str, list[float]] = {name: [] for name in runs}
+            cpu_ms: dict[str, dict[str, list[float]]] = {name: {} for name in runs}
+            staged = Path(tempfile.mkdtemp(prefix="oscar-bench-direct-", dir=settings.worker.memory_dir or work))
             try:
                 await asyncio.to_thread(gateway.wait_http, f"{url}/readyz")
                 await worker.wait_ready()
@@ -202,7 +206,8 @@ async def measure(stack: Stack, seconds: float, repeats: int, clients: int, file
                     await _closed_loop(clients, 2.0, lambda lane: _run_call(http, target, token))  # warm-up
                     for round_ in range(repeats):  # interleaved, so drift hits both alike
                         for name, call in (("run", lambda lane: _run_call(http, target, token)),
-                                           ("direct", lambda lane: _direct_call(work, lane))):
+                                           ("direct", lambda lane: _direct_call(staged, lane)),
+                                           ("direct_disk", lambda lane: _direct_call(work, lane))):
                             before = (machine_busy_seconds(), process_cpu_seconds(gateway.proc.pid),
                                       process_cpu_seconds(worker_pid), process_cpu_seconds(os.getpid()))
                             rate, lat = await _closed_loop(clients, seconds, call)
@@ -215,7 +220,8 @@ async def measure(stack: Stack, seconds: float, repeats: int, clients: int, file
                                                    strict=True):
                                 cpu_ms[name].setdefault(part, []).append(spent / len(lat) * 1000)
                         print(f"round {round_ + 1}/{repeats}: /run {runs['run'][-1]:.0f}/s, direct "
-                              f"{runs['direct'][-1]:.0f}/s", flush=True)
+                              f"{runs['direct'][-1]:.0f}/s, direct on disk {runs['direct_disk'][-1]:.0f}/s",
+                              flush=True)
                     if profile:  # one more /run round, not counted, with both processes sampled
                         await _profile(work, (gateway.proc.pid, worker_pid), clients, seconds,
                                        lambda lane: _run_call(http, target, token))
@@ -233,6 +239,7 @@ async def measure(stack: Stack, seconds: float, repeats: int, clients: int, file
                         print(f"events through {kind}: {events[kind]}", flush=True)
                     cold = await _cold_and_step(http, url, worker.port, clients, repeats)
             finally:
+                shutil.rmtree(staged, ignore_errors=True)
                 await store.close()
                 gateway.stop()
                 worker.stop()
@@ -241,6 +248,7 @@ async def measure(stack: Stack, seconds: float, repeats: int, clients: int, file
     return {
         "seconds": seconds, "repeats": repeats, "clients": clients, "files": files,
         "requests_per_second": runs, "median": medians, "ratio": medians["run"] / medians["direct"],
+        "ratio_to_disk_floor": medians["run"] / medians["direct_disk"],
         "p50_ms": p50, "p99_ms": {name: percentile(v, 0.99) * 1000 for name, v in latency.items()},
         "p50_added_ms": p50["run"] - p50["direct"], "events": events, "cold": cold,
         "cpu_ms_per_call": {name: {part: statistics.median(v) for part, v in parts.items()}
@@ -260,7 +268,9 @@ def main() -> None:
     stack = ensure_stack(("kafka", "s3"))
     result = asyncio.run(measure(stack, args.seconds, args.repeats, args.clients, args.files, args.profile))
     print(f"/run {result['median']['run']:.0f}/s against direct {result['median']['direct']:.0f}/s: ratio "
-          f"{result['ratio']:.2f}; p50 {result['p50_ms']['run']:.1f} ms (direct {result['p50_ms']['direct']:.1f}), "
+          f"{result['ratio']:.2f} (direct staged on disk {result['median']['direct_disk']:.0f}/s: ratio "
+          f"{result['ratio_to_disk_floor']:.2f}); p50 {result['p50_ms']['run']:.1f} ms "
+          f"(direct {result['p50_ms']['direct']:.1f}), "
           f"p99 {result['p99_ms']['run']:.1f} ms (direct {result['p99_ms']['direct']:.1f}); p50 added "
           f"{result['p50_added_ms']:.1f} ms")
     for name, parts in result["cpu_ms_per_call"].items():

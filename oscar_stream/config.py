@@ -45,6 +45,10 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(os.environ.get(var) or Path.home() / fallback)
 
 
+def _writable_folder(folder: Path) -> Path | None:
+    return folder if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = Field(default="oscar", pattern=r"^[A-Za-z0-9._-]+$")
@@ -208,6 +212,11 @@ class WorkerSettings(_Section):
     stall_timeout_s: float = Field(
         default=60.0, gt=0, description="a stage that has not made a step for this long is reported unready; after "
                                         "twice as long, unhealthy (so Kubernetes restarts the worker)")
+    memory_dir: Path | None = Field(
+        default_factory=lambda: _writable_folder(Path("/dev/shm")),
+        description="a memory file system (tmpfs) where local warm replicas stage synchronous requests (/run: their "
+                    "size is bounded by gateway.max_body_bytes); a disk's file system costs several times more per "
+                    "request. Default: /dev/shm when writable; null: under work_dir")
     warm_host: str = Field(default="127.0.0.1", description="address the warm replicas' endpoint binds to")
     warm_port: int = Field(default=0, ge=0, le=65535, description="its port (0: any free port)")
     warm_url: str | None = Field(

@@ -82,7 +82,7 @@ def warm_deployment(service: ServiceSpec, namespace: str, deployment: str, helpe
     runner_env["HOME"] = f"{WARM_DIR}/home"
     runner: dict[str, Any] = {
         "name": "runner", "image": service.image,
-        "command": ["/bin/sh", "-c", RUNNER_SCRIPT, "runner", WARM_DIR, SCRIPT_PATH],
+        "command": ["/bin/sh", "-c", RUNNER_SCRIPT, SCRIPT_PATH, WARM_DIR],
         "env": [{"name": k, "value": v} for k, v in runner_env.items()],
         "resources": container_resources(service),
         "volumeMounts": [{"name": "warm", "mountPath": WARM_DIR},

@@ -12,9 +12,13 @@ line shorter than PIPE_BUF is written atomically, so concurrent requests never i
     <root>/req/<id>/env    the request's variables (INPUT_FILE_PATH, TMP_OUTPUT_DIR, ...) as shell assignments
     <root>/req/<id>/log    the script's stdout and stderr
 
-A replica that takes one request at a time runs it in the runner's foreground (``one_at_a_time=yes``): one fork
-per request fewer, as cheap as starting the script directly. Only where a timed-out script can be killed with its
-runner (locally): in a pod a script that hangs would hold every request behind it.
+The runner is started as ``/bin/sh -c RUNNER_SCRIPT <script> <root> [yes|no]``. Each request runs the script in a
+subshell of the runner: the request's variables are sourced, then the script itself (``$0`` is its path, no
+positional parameters, ``set -u`` off, the runner's variables unset: as ``/bin/sh <script>`` would see it) — one
+exec of ``/bin/sh`` per request fewer than starting it (~0.3 ms of CPU here). A replica that takes one request at a
+time runs it in the runner's foreground (``one_at_a_time=yes``): one fork per request fewer again. Only where a
+timed-out script can be killed with its runner (locally): in a pod a script that hangs would hold every request
+behind it.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from collections.abc import Mapping
 
 RUNNER_SCRIPT = r"""
 set -u
-root="$1"; script="$2"; one_at_a_time="${3:-no}"
+root="$1"; one_at_a_time="${2:-no}"
 while [ ! -p "$root/done" ]; do sleep 0.1; done  # in a pod, the dispatcher beside us makes the FIFOs
 exec 3<>"$root/requests" 4>"$root/done"
 echo ready >&4
 run_one() {
-  (cd "$root/home" && . "$root/req/$1/env" && exec /bin/sh "$script") </dev/null >"$root/req/$1/log" 2>&1 3<&- 4>&-
+  (cd "$root/home" && . "$root/req/$1/env" && unset root one_at_a_time id && set +u -- && . "$0"
+  ) </dev/null >"$root/req/$1/log" 2>&1 3<&- 4>&-
   echo "$1 $?" >&4
 }
 while IFS= read -r id <&3; do

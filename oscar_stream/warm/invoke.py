@@ -91,7 +91,7 @@ async def run_sync(pool: WarmPool, service: ServiceSpec, payload: bytes, input_n
     outcome = "failed"
     timeout = service.timeout_s or DEFAULT_TIMEOUT_S
     try:
-        async with pool.request() as (replica, folder):
+        async with pool.request(in_memory=True) as (replica, folder):  # its size is bounded by the body limit
             input_dir, output_dir = f"{folder}/input", f"{folder}/output"
             input_file = f"{input_dir}/{name}"
             write_file(input_file, payload)  # small (the body limit): cheaper inline than a thread hop

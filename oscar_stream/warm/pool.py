@@ -36,13 +36,15 @@ class PoolClosed(OscarStreamError):
 
 
 class WarmPool:
-    def __init__(self, service: ServiceSpec, root: Path, external: bool = False) -> None:
+    def __init__(self, service: ServiceSpec, root: Path, external: bool = False, memory: Path | None = None) -> None:
         """``external``: the runner is not ours to start (a pod's other container runs it in ``root``): the pool
-        has that one replica, opened at start and again after it failed."""
+        has that one replica, opened at start and again after it failed. ``memory``: where on a memory file
+        system its replicas keep the folders of requests taken ``in_memory``."""
         assert service.warm is not None
         self.service = service
         self.spec: WarmSpec = service.warm if not external else replace(service.warm, min_replicas=1, max_replicas=1)
         self.root = root
+        self.memory = memory
         self.external = external
         self.replicas: list[Replica] = []
         self.slots: dict[Replica, int] = {}  # requests holding a slot of each replica
@@ -62,12 +64,13 @@ class WarmPool:
     # --- requests ------------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def request(self, bounded: bool = True) -> AsyncIterator[tuple[Replica, Path]]:
+    async def request(self, bounded: bool = True, in_memory: bool = False) -> AsyncIterator[tuple[Replica, Path]]:
         """A slot on a live replica and a fresh request folder on it (removed afterwards). ``bounded``: refuse
         when the queue is full (requests of clients who can come back); invocations of events are bounded by the
-        launch stage's own limit instead, and always wait."""
+        launch stage's own limit instead, and always wait. ``in_memory``: the folder on the memory file system
+        (for requests of a bounded size, see Replica.take_folder)."""
         replica = await self._acquire(bounded)
-        folder = replica.take_folder()
+        folder = replica.take_folder(in_memory)
         try:
             yield replica, folder
         finally:
@@ -155,7 +158,8 @@ class WarmPool:
             env.setdefault("LOG_LEVEL", self.service.log_level)
         replica = (Replica(self.root, self.service.script, {}, spawn=False) if self.external else
                    Replica(self.root / f"replica-{self._numbers}", self.service.script, env,
-                           one_at_a_time=self.spec.concurrency == 1))
+                           one_at_a_time=self.spec.concurrency == 1,
+                           memory=self.memory / f"replica-{self._numbers}" if self.memory is not None else None))
         try:
             await replica.start(START_TIMEOUT_S)
         except (OSError, ReplicaGone) as err:

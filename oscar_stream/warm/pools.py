@@ -28,10 +28,14 @@ DRAIN_S = 300.0  # how long a replaced version may finish what it runs
 class WarmPools:
     """The local backend (warm/backend.py): replicas are processes of this worker."""
 
-    def __init__(self, work_dir: Path, stores: Stores) -> None:
+    def __init__(self, work_dir: Path, stores: Stores, memory_dir: Path | None = None) -> None:
+        """``memory_dir``: a memory file system where replicas stage synchronous requests (worker.memory_dir)."""
         self.stores = stores
         self.parent = work_dir / "warm"
         self.root = self.parent / str(os.getpid())
+        # Per user: another user's workers on the machine have folders of their own there.
+        self.memory_parent = memory_dir / f"oscar-stream-warm-{os.getuid()}" if memory_dir is not None else None
+        self.memory = self.memory_parent / str(os.getpid()) if self.memory_parent is not None else None
         self.pools: dict[str, WarmPool] = {}
         self.exposed = ExposedServers(self.root / "exposed")
         self._closing: set[asyncio.Task[None]] = set()
@@ -43,7 +47,9 @@ class WarmPools:
             return current
         if current is not None:
             self._retire(current)
-        pool = self.pools[service.name] = WarmPool(service, self.root / service.name / service.version[:16])
+        folder = Path(service.name, service.version[:16])
+        pool = self.pools[service.name] = WarmPool(service, self.root / folder,
+                                                   memory=self.memory / folder if self.memory is not None else None)
         pool.scale()
         return pool
 
@@ -78,18 +84,22 @@ class WarmPools:
             await asyncio.sleep(KEEP_EVERY_S)
 
     def _remove_leftovers(self) -> None:
-        """Folders of earlier worker processes on this machine that are gone (their FIFOs and replica homes)."""
-        if not self.parent.is_dir():
-            return
-        for folder in self.parent.iterdir():
-            if folder.name.isdigit() and not _alive(int(folder.name)):
-                shutil.rmtree(folder, ignore_errors=True)
+        """Folders of earlier worker processes on this machine that are gone (their FIFOs, replica homes and
+        requests in memory)."""
+        for parent in (self.parent, self.memory_parent):
+            if parent is None or not parent.is_dir():
+                continue
+            for folder in parent.iterdir():
+                if folder.name.isdigit() and not _alive(int(folder.name)):
+                    shutil.rmtree(folder, ignore_errors=True)
 
     async def close(self) -> None:
         await self.exposed.close()
         pools, self.pools = list(self.pools.values()), {}
         await asyncio.gather(*(pool.close() for pool in pools), *self._closing, return_exceptions=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        for root in (self.root, self.memory):
+            if root is not None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

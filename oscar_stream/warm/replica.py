@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,14 +22,20 @@ from oscar_stream.launch.warm_runner import RUNNER_SCRIPT, parse_done, request_e
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
+_IN_MEMORY = "m"  # the request folders on the memory file system: req/m/<name> (a link to it, locally)
+
+
 class ReplicaGone(OscarStreamError):
     """The replica stopped (or was stopped) before the request finished."""
 
 
 class Replica:
     def __init__(self, root: Path, script: str, env: Mapping[str, str], spawn: bool = True,
-                 one_at_a_time: bool = False) -> None:
+                 one_at_a_time: bool = False, memory: Path | None = None) -> None:
+        """``memory``: a folder on a memory file system for the folders of requests taken ``in_memory`` (see
+        ``take_folder``); without it they are kept under ``root`` like the others."""
         self.root = root
+        self.memory = memory
         self.script = script
         self.env = dict(env)
         self.spawn = spawn
@@ -44,7 +50,9 @@ class Replica:
         self._watcher: asyncio.Task[None] | None = None
         self._transport: asyncio.ReadTransport | None = None
         self.alive = False
-        self._free: list[Path] = []
+        self._free: dict[bool, list[Path]] = {False: [], True: []}  # by in_memory
+        self._folders = 0
+        self._name_prefix = secrets.token_hex(3)
 
     async def start(self, timeout_s: float = 30.0) -> None:
         began = time.monotonic()
@@ -62,8 +70,8 @@ class Replica:
             env.update(self.env)
             env["HOME"] = str(self.root / "home")
             self._proc = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", RUNNER_SCRIPT, "runner", str(self.root),
-                str(self.root / "script.sh"), "yes" if self.one_at_a_time else "no", env=env,
+                "/bin/sh", "-c", RUNNER_SCRIPT, str(self.root / "script.sh"), str(self.root),
+                "yes" if self.one_at_a_time else "no", env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
             self._watcher = asyncio.ensure_future(self._watch(self._proc))
@@ -82,10 +90,17 @@ class Replica:
     def _prepare(self) -> None:
         (self.root / "home").mkdir(parents=True, exist_ok=True)
         (self.root / "req").mkdir(exist_ok=True)
+        in_memory = self.root / "req" / _IN_MEMORY
+        if self.memory is not None:
+            self.memory.mkdir(parents=True, exist_ok=True)
+            if not in_memory.is_symlink():
+                in_memory.symlink_to(self.memory, target_is_directory=True)
+        else:
+            in_memory.mkdir(exist_ok=True)
         if self.spawn:
             (self.root / "script.sh").write_text(self.script)
         else:  # the runner's container may run as any user
-            for folder in (self.root / "home", self.root / "req"):
+            for folder in (self.root / "home", self.root / "req", in_memory):
                 folder.chmod(0o777)
         for name in ("requests", "done"):  # "done" last: the runner waits for it
             fifo = self.root / name
@@ -93,12 +108,20 @@ class Replica:
                 os.mkfifo(fifo, 0o666)
                 fifo.chmod(0o666)
 
-    def take_folder(self) -> Path:
+    def take_folder(self, in_memory: bool = False) -> Path:
         """An empty request folder (``input/`` and ``output/``); the caller stages the input into it. Folders
-        are reused: making and removing a tree per request cost more than the request's own work."""
-        if self._free:
-            return self._free.pop()
-        folder = self.root / "req" / uuid.uuid4().hex
+        are reused: making and removing a tree per request cost more than the request's own work.
+
+        ``in_memory``: on the memory file system, for requests whose size is bounded (synchronous calls): the
+        few small files of a request cost several times more on a disk's file system (measured on ext4: 0.64
+        against 0.27 ms of the worker's CPU per call)."""
+        free = self._free[in_memory]
+        if free:
+            return free.pop()
+        # A short name (the runner's shell reads a request's line from the FIFO one byte per system call), unique
+        # in a folder that a pod's runner keeps when its dispatcher starts again.
+        self._folders += 1
+        folder = self.root / "req" / (_IN_MEMORY if in_memory else "") / f"{self._name_prefix}{self._folders}"
         (folder / "output").mkdir(parents=True)
         (folder / "input").mkdir()
         if not self.spawn:  # the runner's container may run as any user
@@ -120,7 +143,7 @@ class Replica:
         except OSError:
             shutil.rmtree(folder, ignore_errors=True)  # the script left something odd: start that one afresh
             return
-        self._free.append(folder)
+        self._free[folder.parent.name == _IN_MEMORY].append(folder)
 
     async def run(self, folder: Path, variables: Mapping[str, str], timeout_s: float | None) -> int:
         """Run the script once for the request in ``folder``; its exit code. On a timeout the replica is
@@ -129,17 +152,18 @@ class Replica:
             raise ReplicaGone("the replica is stopped")
         write_file(f"{folder}/env", request_env(variables).encode())
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting[folder.name] = future
+        ident = f"{_IN_MEMORY}/{folder.name}" if folder.parent.name == _IN_MEMORY else folder.name
+        self._waiting[ident] = future
         self.inflight += 1
         try:
-            os.write(self._requests, f"{folder.name}\n".encode())
+            os.write(self._requests, f"{ident}\n".encode())
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError:
             await self.stop()
             raise
         finally:
-            self._waiting.pop(folder.name, None)
+            self._waiting.pop(ident, None)
             self.inflight -= 1
             if self.inflight == 0:
                 self.idle_since = time.monotonic()
@@ -179,6 +203,8 @@ class Replica:
         self._fail_waiting("the replica was stopped")
         if self.spawn:  # a runner in another container keeps its folder
             await asyncio.to_thread(shutil.rmtree, self.root, True)
+            if self.memory is not None:
+                await asyncio.to_thread(shutil.rmtree, self.memory, True)
 
 
 def write_file(path: str, data: bytes) -> None:

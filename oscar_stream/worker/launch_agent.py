@@ -84,7 +84,8 @@ def default_warm_backend(ctx: WorkerContext, stores: Stores) -> WarmBackend:
         from oscar_stream.warm.kubernetes import KubernetesWarm  # imported only where it is used
 
         return KubernetesWarm(ctx.settings, ctx.health.component("kubernetes-warm"))
-    return WarmPools(Path(ctx.settings.worker.work_dir), stores)
+    worker = ctx.settings.worker
+    return WarmPools(Path(worker.work_dir), stores, worker.memory_dir)
 
 
 class PartitionsMismatch(OscarStreamError):

@@ -21,6 +21,7 @@ from oscar_stream.launch.warm_runner import parse_done, request_env
 from oscar_stream.route.files import load_routing_files
 from oscar_stream.route.model import ExposeSpec, ServiceSpec, WarmSpec
 from oscar_stream.route.problems import RoutingFileError
+from oscar_stream.warm.invoke import run_sync
 from oscar_stream.warm.pool import PoolBusy, WarmPool
 from oscar_stream.warm.replica import Replica
 
@@ -198,6 +199,56 @@ def test_a_runner_runs_requests_in_its_foreground_only_one_at_a_time(
 
     asyncio.run(scenario())
     assert " ".join(trace.read_text().split()) == order
+
+
+@pytest.mark.parametrize("one_at_a_time", [True, False])
+def test_a_warm_script_sees_what_sh_script_would_show_it(tmp_path: Path, one_at_a_time: bool) -> None:
+    """The runner sources the script in a subshell (one exec fewer): its $0, its arguments, its options and its
+    variables must still be those of ``/bin/sh <script>``, and ``exit`` must end only that request."""
+    script = ('echo "0=$0 #=$# unset=${NOT_SET} root=${root-} id=${id-} mode=${one_at_a_time-} '
+              'x=$X pwd=$(pwd)"\n[ "$X" = stop ] && exit 9\necho after\n')
+
+    async def scenario() -> None:
+        replica = Replica(tmp_path / "replica", script, {}, one_at_a_time=one_at_a_time)
+        await replica.start()
+        seen = []
+        for value in ("a b", "stop", "c"):
+            folder = replica.take_folder()
+            code = await replica.run(folder, {"X": value}, 10)
+            seen.append((code, (folder / "log").read_text()))
+            replica.give_back(folder)
+        await replica.stop()
+        root = tmp_path / "replica"
+        said = f"0={root}/script.sh #=0 unset= root= id= mode= x={{}} pwd={root}/home\n"
+        assert seen == [(0, said.format("a b") + "after\n"), (9, said.format("stop")),
+                        (0, said.format("c") + "after\n")]
+
+    asyncio.run(scenario())
+
+
+def test_synchronous_requests_are_staged_in_memory_and_events_on_disk(tmp_path: Path) -> None:
+    """worker.memory_dir: a /run request's folder is on the memory file system (here a plain folder stands in
+    for /dev/shm: what is tested is where the files go), an event's stays under the replica's folder; the
+    memory folders go when the pool closes."""
+    memory = tmp_path / "memory"
+    spec = WarmSpec(min_replicas=0, max_replicas=1, concurrency=1, idle_s=30, queue=2)
+    service = ServiceSpec(name="p", image="i", script='realpath "$TMP_OUTPUT_DIR" > "$TMP_OUTPUT_DIR/where"\n',
+                          warm=spec)
+
+    async def scenario() -> None:
+        pool = WarmPool(service, tmp_path / "pool", memory=memory)
+        for _ in range(2):  # the second reuses the folder
+            answer = await run_sync(pool, service, b"x", "in.txt", raw=True)
+            assert answer.status == 200 and answer.text is not None
+            assert Path(answer.text.strip()).is_relative_to(memory)
+        async with pool.request(bounded=False) as (replica, folder):
+            assert await replica.run(folder, {"TMP_OUTPUT_DIR": f"{folder}/output"}, 10) == 0
+            where = Path((folder / "output" / "where").read_text().strip())
+            assert where.is_relative_to(tmp_path / "pool") and not where.is_relative_to(memory)
+        await pool.close()
+        assert list(memory.rglob("*")) == []
+
+    asyncio.run(scenario())
 
 
 def test_a_request_over_its_time_restarts_the_replica(tmp_path: Path) -> None:
