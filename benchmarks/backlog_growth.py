@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Process, bench_settings, process_cpu_seconds, process_rss_mb, write_results
+from benchmarks.common import Process, bench_settings, process_rss_mb, write_results
 from benchmarks.ingest_throughput import notification
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import Settings, load_settings
 from oscar_stream.kafka.clients import all_partitions, consumer, reliable_producer
 from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.observe.cpu import process_cpu_seconds
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
 from tests.support.stack import ISSUED_PREFIXES, delete_topics_of

@@ -26,8 +26,6 @@ __all__ = [
     "Process",
     "bench_settings",
     "count_until",
-    "machine_busy_seconds",
-    "process_cpu_seconds",
     "write_results",
     "wrk_posts",
 ]
@@ -78,24 +76,12 @@ async def count_until(settings: Settings, topic: str, count: int, timeout_s: flo
         await reader.stop()
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time a running process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def process_rss_mb(pid: int) -> float:
     """A running process's resident memory now, in MB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def machine_busy_seconds() -> float:
-    """CPU time spent by all cores on anything but idling and waiting for I/O, since boot (Linux /proc)."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 _WRK_SCRIPT = """

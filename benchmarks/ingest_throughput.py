@@ -39,8 +39,6 @@ from benchmarks.common import (
     bars_with_runs,
     bench_settings,
     count_until,
-    machine_busy_seconds,
-    process_cpu_seconds,
     write_results,
     wrk_posts,
 )
@@ -50,6 +48,7 @@ from oscar_stream.core.records import OutRecord
 from oscar_stream.kafka.batch_writer import BatchWriter
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, admin, connection_options, consumer, reliable_producer
 from oscar_stream.kafka.topics_admin import apply_topics, desired_topics
+from oscar_stream.observe.cpu import machine_busy_seconds, process_cpu_seconds
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import statistics
 import tempfile
@@ -35,7 +34,6 @@ from benchmarks.common import (
     Process,
     bench_settings,
     count_until,
-    machine_busy_seconds,
     plot_runs,
     process_rss_mb,
     write_results,
@@ -47,6 +45,7 @@ from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.ids import created_object_id
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.observe.cpu import children_cpu_seconds, machine_busy_seconds, process_cpu_seconds
 from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
@@ -115,13 +114,6 @@ async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, wor
         return Rate(len(keys) / (time.monotonic() - started), (machine_busy_seconds() - busy) / len(keys))
 
 
-def _cpu(pid: int) -> tuple[float, float]:
-    """A process's own CPU seconds, and its waited-for children's (the scripts and their shells)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
-
-
 
 def _invocations(service: ServiceSpec, keys: list[str]) -> list[Invocation]:
     out = []
@@ -149,11 +141,12 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
         async with py_spy(worker.proc.pid, profile) if profile is not None else contextlib.nullcontext():
             published = (await current_services(settings))[service.name]  # its version includes the token nonce
             invocations = _invocations(published, keys)
-            busy, own, children = machine_busy_seconds(), *_cpu(worker.proc.pid)
+            pid = worker.proc.pid
+            busy, own, children = machine_busy_seconds(), process_cpu_seconds(pid), children_cpu_seconds(pid)
             await produce_records(settings, names.invocations,
                                   [(i.id.encode(), i.to_json(), []) for i in invocations])
             arrival = await count_until(settings, names.results, len(keys))
-            own_after, children_after = _cpu(worker.proc.pid)
+            own_after, children_after = process_cpu_seconds(pid), children_cpu_seconds(pid)
         print(f"  worker CPU per job: own {(own_after - own) / len(keys) * 1000:.2f} ms, its scripts "
               f"{(children_after - children) / len(keys) * 1000:.2f} ms; worker RSS "
               f"{process_rss_mb(worker.proc.pid):.0f} MB", flush=True)

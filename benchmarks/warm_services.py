@@ -30,12 +30,13 @@ from typing import Any
 import aiohttp
 import orjson
 
-from benchmarks.common import RESULTS, Process, machine_busy_seconds, process_cpu_seconds, write_results
+from benchmarks.common import RESULTS, Process, write_results
 from benchmarks.profiling import py_spy, write_top
 from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.core.results import Result
 from oscar_stream.demo.data import percentile
 from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.observe.cpu import machine_busy_seconds, process_cpu_seconds
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import Stack
 from oscar_stream.storage.s3 import S3Store

@@ -25,6 +25,7 @@ from oscar_stream.config import Settings, load_settings
 from oscar_stream.core.events import StorageEvent
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import Result
+from oscar_stream.demo.cpu_split import CpuSample, CpuSplit
 from oscar_stream.demo.data import Expected, csv_file, expected, percentile
 from oscar_stream.kafka.clients import all_partitions, consumer
 from oscar_stream.kafka.topics_admin import apply_topics
@@ -76,6 +77,8 @@ class DemoSummary:
     seconds: float
     latencies: list[float]
     launched: dict[str, int]
+    cpu: CpuSplit
+    worker_ready_s: float  # from starting the worker to its readiness (its agents hold their partitions)
 
     @property
     def ok(self) -> bool:
@@ -122,6 +125,7 @@ class Demo:
         self.uploaded_at: dict[str, float] = {}
         self.finished_at: dict[str, float] = {}
         self.worker_log = settings.stack.state_dir / "logs" / "demo-worker.log"
+        self.spawned_at = 0.0
 
     def _stem(self, path: str) -> str | None:
         """``<run>-0007`` for any object of this run (input, stats or report), else None."""
@@ -168,23 +172,48 @@ class Demo:
         contents: dict[str, bytes] = {}
         try:
             await store.ensure_bucket(BUCKET)
+            # The clock starts once the worker is ready, so the figures are the pipeline's, not its start's.
+            ready_s = await self._wait_ready(metrics_port)
+            self.say(f"the worker is ready ({ready_s:.1f}s after it was started)")
             follower = asyncio.ensure_future(self._follow(settings, names, start_offsets))
-            started = time.monotonic()
+            started, before = time.monotonic(), self._cpu()
             self.say(f"uploading {self.files} CSV files to s3://{BUCKET}/raw/ (run {self.run_id})")
             contents = await self._upload(store)
             await self._wait(follower, metrics_port)
-            elapsed = time.monotonic() - started
+            elapsed, cpu = time.monotonic() - started, CpuSplit.between(before, self._cpu())
             verified, mismatches = await self._verify(store, {k: expected(v) for k, v in contents.items()})
         finally:
             await store.close()
         latencies = [self.finished_at[k] - self.uploaded_at[k] for k in self.finished_at if k in self.uploaded_at]
         return DemoSummary(self.run_id, self.files, self.progress, verified, mismatches, elapsed, latencies,
-                           await self._launched(metrics_port))
+                           await self._launched(metrics_port), cpu, ready_s)
+
+    async def _wait_ready(self, metrics_port: int) -> float:
+        """Seconds from the worker's start to its readiness."""
+        deadline = time.monotonic() + min(self.timeout_s, 120.0)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while True:
+                for record in self.processes:
+                    if not record.alive():
+                        raise DemoFailed(f"the {record.component} stopped; see {record.log}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(f"http://127.0.0.1:{metrics_port}/readyz") as answer:
+                        if answer.status == 200:
+                            return time.monotonic() - self.spawned_at
+                if time.monotonic() > deadline:
+                    raise DemoFailed(f"the worker was not ready after {time.monotonic() - self.spawned_at:.0f}s; "
+                                     f"see {self.worker_log}")
+                await asyncio.sleep(0.1)
+
+    def _cpu(self) -> CpuSample:
+        worker, gateway = self.processes
+        return CpuSample.now(worker.pid, gateway.pid)
 
     def _start(self, config_file: Path, settings: Settings) -> None:
         self.say(f"starting a worker (normalize, route, launch; {self.executor} executor) and a gateway with "
                  f"OSCAR's API on port {settings.gateway.port}; logs: {self.worker_log.parent}")
         command = [sys.executable, "-m", "oscar_stream", "--config", str(config_file)]
+        self.spawned_at = time.monotonic()
         self.processes = [spawn("demo-worker", [*command, "worker"], self.worker_log),
                           spawn("demo-gateway", [*command, "gateway"], self.worker_log.parent / "demo-gateway.log")]
         self.stack.adopt("demo", self.processes)
@@ -365,9 +394,11 @@ def format_summary(summary: DemoSummary, settings: Settings, kept: bool = False)
     if summary.latencies:
         lat = summary.latencies
         lines.append(f"  throughput {summary.files / summary.seconds:.1f} files/s through both stages "
-                     f"({summary.seconds:.1f}s for {summary.files} files)")
+                     f"({summary.seconds:.1f}s for {summary.files} files, from the first upload; the worker was "
+                     f"ready {summary.worker_ready_s:.1f}s after it started)")
         lines.append(f"  upload -> final report latency: p50 {percentile(lat, 0.5):.2f}s, p90 "
                      f"{percentile(lat, 0.9):.2f}s, p99 {percentile(lat, 0.99):.2f}s, max {max(lat):.2f}s")
+        lines.append(summary.cpu.line())
     lines += [
         "",
         "Where to look next:",

@@ -43,6 +43,7 @@ class BatchWriter:
     def __init__(self, producer: AIOKafkaProducer, max_record_bytes: int) -> None:
         self._producer = producer
         self._max_record_bytes = max_record_bytes
+        self._turns: dict[tuple[str, int], asyncio.Lock] = {}
 
     def check_size(self, record: OutRecord) -> None:
         check_size(record, self._max_record_bytes)
@@ -82,6 +83,12 @@ class BatchWriter:
 
     async def _submit(self, builder: Any, where: tuple[str, int]) -> asyncio.Future[RecordMetadata]:
         builder.close()  # nothing else may append to it once it is queued (the producer's send() would)
-        future: asyncio.Future[RecordMetadata] = await self._producer.send_batch(builder, where[0],
-                                                                                 partition=where[1])
+        # aiokafka queues one such batch per partition, and a writer waiting for that slot has all the time it
+        # waited so far taken off its timeout again at every wake-up: with dozens of writers on one partition
+        # (results of jobs that end together) the last ones failed after ~1 s instead of the request timeout.
+        # Writers of a partition take turns here instead, so each waits for one batch ahead of it at most.
+        turn = self._turns.get(where) or self._turns.setdefault(where, asyncio.Lock())
+        async with turn:
+            future: asyncio.Future[RecordMetadata] = await self._producer.send_batch(builder, where[0],
+                                                                                     partition=where[1])
         return future

@@ -14,6 +14,7 @@ from oscar_stream.core.errors import RecordTooLarge
 from oscar_stream.core.records import OutRecord
 from oscar_stream.kafka.batch_writer import BatchWriter
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, reliable_producer
+from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.topics import TopicNames
 from tests.support.kafka_io import read_all
@@ -65,3 +66,21 @@ async def test_a_record_over_the_request_limit_is_refused_with_a_clear_error(set
     finally:
         await producer.stop()
     assert await read_all(settings, names.events) == []
+
+
+async def test_many_writers_of_one_partition_all_get_their_records_acknowledged(settings: Settings) -> None:
+    """As when 30 jobs of a service finish at once: each result is its own write to the results topic. aiokafka
+    queues one pre-built batch per partition and its wait for that slot times out early when many writers wait
+    (it takes all the time waited so far off the timeout again on every wake-up): writers must take turns."""
+    await apply_topics(settings)
+    names = TopicNames(settings.kafka.topic_prefix)
+    producer = ResilientProducer(settings.kafka, "test-many-writers")
+    key = b"one-key-so-one-partition"
+    try:
+        await asyncio.gather(*(producer.write_all([OutRecord(names.results, key, str(i).encode())])
+                               for i in range(400)))
+        assert not producer.failed  # no delivery failed, so the producer was never replaced
+    finally:
+        await producer.stop()
+    written = await read_all(settings, names.results)
+    assert sorted(int(r.value) for r in written) == list(range(400))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +29,15 @@ async def test_demo_small_run_checks_every_output(stack: Stack, tmp_path: Path) 
     for index in range(2):
         await store.upload(stray, "demo", f"raw/interrupted-{index}.csv")
     await store.close()
-    await _demo_checks_every_report(6)
+    out = await _demo_checks_every_report(6)
+    # Where the CPU went: every part of the machine's time is counted once, and the worker had some of it.
+    split = re.search(r"CPU of all cores during the run \(([\d.]+)s\): scripts ([\d.]+)s .*, worker ([\d.]+)s .*, "
+                      r"gateway ([\d.]+)s .*, Kafka, S3 and the rest ([\d.]+)s .*, idle ([\d.]+)s", out)
+    assert split is not None, out
+    total, *parts = (float(value) for value in split.groups())
+    # (each part is rounded to 0.1 s, and /proc counts processes and cores in ticks at different moments)
+    assert parts[1] > 0 and abs(sum(parts) - total) <= max(0.5, 0.05 * total), split.group(0)
+    assert "the worker was ready" in out
 
 
 async def test_demo_runs_its_jobs_in_real_pods(node_stack: Stack) -> None:
