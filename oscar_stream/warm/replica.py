@@ -83,6 +83,9 @@ class Replica:
             await self.stop()
             raise ReplicaGone(f"the replica's runner did not start within {timeout_s:g}s (folder {self.root})"
                               ) from None
+        if self._watcher is not None and self._watcher.done():  # it said ready, then exited at once
+            await self.stop()
+            raise ReplicaGone(f"the replica's runner exited as it started (folder {self.root})")
         self.alive = True
         self.started_s = time.monotonic() - began
         self._reader = asyncio.ensure_future(self._read_completions(stream))
