@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,20 @@ async def _delete_all(api: client.ApiClient, service: str, concurrency: int) -> 
     return len(names)
 
 
-def _watched(executor: KubernetesExecutor, size: int) -> Callable[[], bool]:
-    return lambda: len(executor._jobs) >= size
+async def _wait_watched(executor: KubernetesExecutor, stack: Stack, size: int, timeout_s: float = 600.0) -> None:
+    """Until the executor's watch has seen ``size`` Jobs; what it has seen every 30 s meanwhile (its restarts
+    are logged by the executor)."""
+    started = time.monotonic()
+    report = 30.0
+    while len(executor._jobs) < size:
+        waited = time.monotonic() - started
+        if waited > timeout_s:
+            raise AssertionError(f"the watch saw {len(executor._jobs)} of {size} Jobs after {timeout_s:.0f}s")
+        if waited > report:
+            report += 30.0
+            print(f"  waiting for the watch: {len(executor._jobs)} of {size} Jobs seen after {waited:.0f}s; "
+                  f"kube-apiserver {_server_rss(stack, 'kube-apiserver'):.0f} MB", flush=True)
+        await asyncio.sleep(1.0)
 
 
 async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, concurrency: int) -> float:
@@ -140,7 +152,7 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str,
             rate = adding / (time.monotonic() - started)
             created = size
             raw = await _raw_rate(api, baseline, BASELINE_JOBS, concurrency)  # its Jobs stay until the end too
-            await until(_watched(executor, size), timeout_s=600, what="the watch saw every Job")
+            await _wait_watched(executor, stack, size)
             gc.collect()
             steps.append({"jobs": size, "launched_per_s": rate, "raw_per_s_at_this_size": raw,
                           "ratio": rate / raw, "results_so_far": len(results),
@@ -200,6 +212,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     quiet_kafka_client()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("oscar_stream.executors.kubernetes").setLevel(logging.INFO)  # the watch's restarts
     stack = Stack(load_settings(None))
     stack.up((*DEFAULT_COMPONENTS, "kubernetes"))  # before the event loop: starting Kafka applies the topics
     result = asyncio.run(measure(stack, args.sizes, args.concurrency))
