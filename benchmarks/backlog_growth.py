@@ -18,13 +18,13 @@ from typing import Any
 from benchmarks.common import Process, bench_settings, process_rss_mb, write_results
 from benchmarks.ingest_throughput import notification
 from oscar_stream.cli.context import quiet_kafka_client
-from oscar_stream.config import Settings, load_settings
+from oscar_stream.config import Settings
 from oscar_stream.kafka.clients import all_partitions, consumer, reliable_producer
 from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.observe.cpu import process_cpu_seconds
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
-from tests.support.stack import ISSUED_PREFIXES, delete_topics_of
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack
 
 CHUNK = 20_000
 
@@ -98,9 +98,7 @@ async def _drain(stack: Stack, work: Path, count: int) -> dict[str, float]:
             "worker_cpu_us_per_event": cpu / count * 1e6}
 
 
-async def measure(sizes: list[int]) -> dict[str, Any]:
-    stack = Stack(load_settings(None))
-    stack.up(DEFAULT_COMPONENTS)
+async def measure(stack: Stack, sizes: list[int]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-backlog-"))
     rows = []
     for size in sizes:
@@ -141,7 +139,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.sizes))
+    stack = ensure_stack(DEFAULT_COMPONENTS)  # before the event loop: starting Kafka applies the topics
+    result = asyncio.run(measure(stack, args.sizes))
     path = write_results("backlog_growth", result)
     plot(result, path.with_suffix(".png"))
     print(f"written to {path}")

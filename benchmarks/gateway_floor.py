@@ -33,7 +33,7 @@ from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.stack.process import ProcessRecord, free_port, spawn, terminate, wait_until
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
-from tests.support.stack import ISSUED_PREFIXES, delete_topics_of
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack
 
 FLOOR, ONE, TWO = "floor (aiohttp + send_and_wait)", "oscar-stream gateway", "two gateway processes"
 
@@ -123,9 +123,7 @@ def _with_port(config: Path, port: int, path: Path) -> Path:
     return path
 
 
-async def measure(seconds: float, repeats: int) -> dict[str, Any]:
-    stack = Stack(load_settings(None))
-    stack.up(DEFAULT_COMPONENTS)
+async def measure(stack: Stack, seconds: float, repeats: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-gateway-"))
     runs: dict[str, list[float]] = {FLOOR: [], ONE: [], TWO: []}
     for repeat in range(repeats):
@@ -157,7 +155,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.seconds, args.repeats))
+    stack = ensure_stack(DEFAULT_COMPONENTS)  # before the event loop: starting Kafka applies the topics
+    result = asyncio.run(measure(stack, args.seconds, args.repeats))
     path = write_results("gateway_floor", result)
     plot(result, path.with_suffix(".png"))
     print(f"gateway / floor per run: {', '.join(f'{r:.2f}' for r in result['ratio_gateway_to_floor_per_run'])}; "

@@ -52,6 +52,7 @@ from oscar_stream.observe.cpu import machine_busy_seconds, process_cpu_seconds
 from oscar_stream.stack.process import free_port
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
+from tests.support.stack import ensure_stack
 
 
 def notification(index: int) -> bytes:
@@ -179,9 +180,7 @@ async def _gateway_rate(stack: Stack, work: Path, seconds: float) -> tuple[float
     return accepted / (finished - started), accepted, {name: seconds * 1e6 / accepted for name, seconds in cpu.items()}
 
 
-async def measure(records: int, seconds: float, repeats: int) -> dict[str, Any]:
-    stack = Stack(load_settings(None))
-    stack.up(DEFAULT_COMPONENTS)
+async def measure(stack: Stack, records: int, seconds: float, repeats: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-"))
     payloads = [notification(i) for i in range(records)]
     runs: dict[str, list[float]] = {"passthrough": [], "passthrough, batched": [], "normalize": [],
@@ -236,7 +235,8 @@ def main() -> None:
     if args.passthrough:
         asyncio.run(passthrough(Path(args.passthrough[0]), args.passthrough[1], args.passthrough[2], args.batched))
         return
-    result = asyncio.run(measure(args.records, args.gateway_seconds, args.repeats))
+    stack = ensure_stack(DEFAULT_COMPONENTS)  # before the event loop: starting Kafka applies the topics
+    result = asyncio.run(measure(stack, args.records, args.gateway_seconds, args.repeats))
     path = write_results("ingest_throughput", result)
     plot(result, path.with_suffix(".png"))
     for name, rate in result["events_per_second_median"].items():

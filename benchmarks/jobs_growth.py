@@ -31,7 +31,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from benchmarks.common import bench_settings, process_rss_mb, write_results
 from benchmarks.launcher_throughput import NAMESPACE, _api, _invocations
 from oscar_stream.cli.context import quiet_kafka_client
-from oscar_stream.config import load_settings
 from oscar_stream.core.invocation import Invocation
 from oscar_stream.core.results import Result
 from oscar_stream.executors.base import Limiter
@@ -41,6 +40,7 @@ from oscar_stream.retry import retrying
 from oscar_stream.route.model import InputSpec, ServiceSpec
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from tests.support.faults import until
+from tests.support.stack import ensure_stack
 
 BASELINE_JOBS = 1000
 
@@ -214,8 +214,7 @@ def main() -> None:
     quiet_kafka_client()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("oscar_stream.executors.kubernetes").setLevel(logging.INFO)  # the watch's restarts
-    stack = Stack(load_settings(None))
-    stack.up((*DEFAULT_COMPONENTS, "kubernetes"))  # before the event loop: starting Kafka applies the topics
+    stack = ensure_stack((*DEFAULT_COMPONENTS, "kubernetes"))  # before the event loop: Kafka applies topics
     result = asyncio.run(measure(stack, args.sizes, args.concurrency))
     path = write_results("jobs_growth", result)
     plot(result, path.with_suffix(".png"))

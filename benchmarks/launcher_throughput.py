@@ -26,7 +26,7 @@ from kubernetes_asyncio import client, config, watch
 
 from benchmarks.common import Process, bars_with_runs, bench_settings, write_results
 from oscar_stream.cli.context import quiet_kafka_client
-from oscar_stream.config import Settings, load_settings
+from oscar_stream.config import Settings
 from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.ids import created_object_id
 from oscar_stream.core.invocation import Invocation
@@ -47,7 +47,7 @@ from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.publish import apply_services
 from tests.support.kafka_io import read_all
-from tests.support.stack import ISSUED_PREFIXES, delete_topics_of
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack
 
 NAMESPACE = "oscar-stream"
 
@@ -244,9 +244,7 @@ def _summary(values: list[float]) -> dict[str, float]:
             "max": max(values, default=0.0), "count": len(values)}
 
 
-async def measure(jobs: int, concurrency: int, uploads: int, repeats: int) -> dict[str, Any]:
-    stack = Stack(load_settings(None))
-    stack.up((*DEFAULT_COMPONENTS, "kubernetes"))  # kwok's node: no real pod is needed
+async def measure(stack: Stack, jobs: int, concurrency: int, uploads: int, repeats: int) -> dict[str, Any]:
     kubeconfig = stack.settings.stack.state_dir / "kubernetes" / "kubeconfig"
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-"))
     # Latency first, on a quiet cluster: right after the throughput runs, the API server and the controllers are
@@ -315,7 +313,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.jobs, args.concurrency, args.uploads, args.repeats))
+    stack = ensure_stack((*DEFAULT_COMPONENTS, "kubernetes"))  # before the event loop: Kafka applies topics
+    result = asyncio.run(measure(stack, args.jobs, args.concurrency, args.uploads, args.repeats))
     path = write_results("launcher_throughput", result)
     plot(result, path.with_suffix(".png"))
     for name, rate in result["jobs_per_second_median"].items():

@@ -40,7 +40,7 @@ from benchmarks.common import (
 )
 from benchmarks.profiling import py_spy, write_top
 from oscar_stream.cli.context import quiet_kafka_client
-from oscar_stream.config import Settings, load_settings
+from oscar_stream.config import Settings
 from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.ids import created_object_id
 from oscar_stream.core.invocation import Invocation
@@ -51,7 +51,7 @@ from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.publish import apply_services, current_services
 from tests.support.kafka_io import produce_records
-from tests.support.stack import ISSUED_PREFIXES, delete_topics_of
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack
 
 BUCKET = "bench-local"
 SCRIPT = '#!/bin/sh\ncp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"\n'
@@ -155,9 +155,7 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
         worker.stop()
 
 
-async def measure(jobs: int, concurrency: int, repeats: int, profile: bool) -> dict[str, Any]:
-    stack = Stack(load_settings(None))
-    stack.up(DEFAULT_COMPONENTS)
+async def measure(stack: Stack, jobs: int, concurrency: int, repeats: int, profile: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-local-"))
     settings, _ = bench_settings(stack, work / "floor")
     floor, ours = "floor (asyncio + aiobotocore + /bin/sh)", "oscar-stream local executor"
@@ -207,7 +205,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     quiet_kafka_client()
-    result = asyncio.run(measure(args.jobs, args.concurrency, args.repeats, args.profile))
+    stack = ensure_stack(DEFAULT_COMPONENTS)  # before the event loop: starting Kafka applies the topics
+    result = asyncio.run(measure(stack, args.jobs, args.concurrency, args.repeats, args.profile))
     path = write_results("local_executor", result)
     plot(result, RESULTS / "local_executor.png")
     print(f"results: {path}; ratio per run {', '.join(f'{r:.2f}' for r in result['ratio_per_run'])}")

@@ -5,10 +5,9 @@
   and the launch agent tries again later (the invocation waits, nothing is lost). Any other refusal (422
   invalid spec, 403, 404) becomes a failed result with the server's message.
 * Every worker of a deployment watches all of the deployment's Jobs (one watch per worker, label selector,
-  starting from a state the API server streams, and again after 410 Gone), but a worker acts only on the Jobs
-  of the invocations partitions it owns: it counts their running Jobs against its share of the service's limit
-  and publishes their results (and marks the Job by an annotation). When partitions move between workers, the
-  new owner takes their Jobs over.
+  re-listing on 410 Gone), but a worker acts only on the Jobs of the invocations partitions it owns: it counts
+  their running Jobs against its share of the service's limit and publishes their results (and marks the Job
+  by an annotation). When partitions move between workers, the new owner takes their Jobs over.
 """
 
 from __future__ import annotations
@@ -43,11 +42,6 @@ from oscar_stream.route.model import ServiceSpec
 log = logging.getLogger(__name__)
 FAILURE_TAIL = 800  # characters of a failed container's log in a result's reason
 LIST_PAGE = 500  # Jobs per page of a listing
-WATCH_S = 300  # how long one watch request lasts; the next goes on from the last version seen
-# A streamed current state cannot be resumed half-way: its watch may last long (50,000 Jobs came at ~30 Jobs/s
-# from a saturated API server on the 2-core machine; at WATCH_S they started over, for ever).
-INITIAL_WATCH_S = 3600
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"  # on the bookmark that ends a streamed current state
 
 
 class RateLimiter:
@@ -96,10 +90,6 @@ def storage_secret(settings: Settings, namespace: str, deployment: str) -> dict[
                      "labels": job_spec.owned_labels(deployment)},
         "stringData": {"storage.yaml": document},
     }
-
-
-class _NotStreamed(Exception):
-    """The API server answered a watch with ``sendInitialEvents`` as an ordinary one."""
 
 
 class KubernetesExecutor(Executor):
@@ -247,87 +237,51 @@ class KubernetesExecutor(Executor):
     # --- the watch ---------------------------------------------------------------------------------------
 
     async def _watch_forever(self) -> None:
-        """Watch the deployment's Jobs for the life of the executor. The first watch (and the next one after an
-        expired version, 410 Gone, or a failure) starts with the current state, streamed by the API server as
-        ADDED events up to a bookmark (``sendInitialEvents``); later ones go on from the last version seen.
-
-        Why not a listing then a watch: once the namespace held ~50,000 Jobs, listing them took longer than the
-        API server keeps its history of changes, so the watch that followed found its version expired (410) and
-        everything was listed again, for ever (benchmarks/jobs_growth.py). Servers without that kind of watch
-        (before Kubernetes 1.27, or with the WatchList feature off) get the listing."""
+        """List once, then watch from where the list (or the last event or bookmark) left off. The API server
+        ends each watch after ``timeout_seconds``; the next one goes on from the last version seen. Only an
+        expired version (410 Gone) or a failure lists again: a listing of every Job, every 30 s, cost a worker
+        its memory and its CPU once the namespace held thousands of Jobs (benchmarks/jobs_growth.py)."""
         batch = client.BatchV1Api(self.api)
         backoff = Backoff(0.5, 10.0)
-        version: str | None = None  # None: start with the current state
-        streamed = True  # the server streams the current state; False once it turned that down
+        version: str | None = None  # None: list first
         while True:
             try:
-                initial: set[str] | None = None  # the Jobs of the current state, while it is streamed
-                options: dict[str, Any] = {"resource_version": version, "timeout_seconds": WATCH_S}
-                if version is None and streamed:
-                    initial = set()
-                    options = {"send_initial_events": True, "resource_version_match": "NotOlderThan",
-                               "timeout_seconds": INITIAL_WATCH_S}
-                elif version is None:
-                    version = options["resource_version"] = await self._list_all(batch)
-                    self._synced()
+                if version is None:
+                    version = await self._list_all(batch)
+                    self.synced.set()
+                    self.health.running()
                     backoff.reset()
                 stream = watch.Watch(return_type="object")  # events as dictionaries: see job_status.py
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
-                                                      label_selector=self._selector, allow_watch_bookmarks=True,
-                                                      **options):
+                                                      label_selector=self._selector, resource_version=version,
+                                                      allow_watch_bookmarks=True, timeout_seconds=30):
                         self.health.beat()
                         job = change["object"]
-                        metadata = job.get("metadata") or {}
-                        version = metadata.get("resourceVersion") or version
-                        if change["type"] == "BOOKMARK" and initial is not None:
-                            if (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) != "true":
-                                raise _NotStreamed  # an ordinary bookmark first: sendInitialEvents was ignored
-                            for gone in set(self._jobs) - initial:
-                                self._forget(gone)
-                            initial = None
-                            self._synced()
-                            backoff.reset()
-                        elif change["type"] == "DELETED":
-                            self._forget(metadata["name"])
+                        version = (job.get("metadata") or {}).get("resourceVersion") or version
+                        if change["type"] == "DELETED":
+                            self._forget(job["metadata"]["name"])
                         elif change["type"] in ("ADDED", "MODIFIED"):
-                            if initial is not None:
-                                initial.add(metadata["name"])
                             await self._observe(job)
-                if initial is not None:  # it ended before the current state was complete: that again
-                    version = None
                 self.health.beat()
-                continue
-            except _NotStreamed:
-                log.info("the API server does not stream the Jobs' current state; listing them instead")
-                streamed, version = False, None
                 continue
             except ApiException as err:
                 if err.status == 410:
-                    log.info("Job watch expired (410 Gone); starting again from the current state")
+                    log.info("Job watch expired (410 Gone); listing again")
                     version = None
-                    continue
-                if version is None and streamed and err.status in (400, 403, 422):
-                    log.info("the API server does not stream the Jobs' current state (%s); listing them instead",
-                             _api_reason(err))
-                    streamed = False
                     continue
                 problem = f"Job watch failed: {_api_reason(err)}"
             except (TimeoutError, OSError) as err:
                 problem = f"Job watch interrupted: {type(err).__name__}: {err}"
             except Exception as err:
                 # e.g. publishing a result failed for good: the Job is not marked published, so the next
-                # start from the current state handles it again.
-                log.exception("handling a Job change failed; starting again from the current state")
+                # listing handles it again.
+                log.exception("handling a Job change failed; listing again")
                 problem = f"handling a Job change failed: {type(err).__name__}: {err}"
             version = None
             self.health.recovering(problem)
-            log.warning("%s; starting again from the current state", problem)
+            log.warning("%s; listing again", problem)
             await backoff.wait()
-
-    def _synced(self) -> None:  # the executor's view holds every Job of the deployment
-        self.synced.set()
-        self.health.running()
 
     async def _list_all(self, batch: client.BatchV1Api) -> str:
         """Observe every Job of the deployment, a page at a time, as plain JSON (the client's model classes
