@@ -44,13 +44,15 @@ class ProcessGuard:
         self._groups: set[int] = set()
 
     def _send(self, line: bytes) -> None:
-        if self._guard is not None and self._guard.poll() is None:
+        # Two writes per job: a guard that died is seen by its broken pipe, not by asking after it each time.
+        if self._guard is not None:
             assert self._guard.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
+            try:
                 os.write(self._guard.stdin.fileno(), line)
                 return
-        if self._guard is not None:
-            log.warning("the process guard exited (code %s); starting another", self._guard.poll())
+            except BrokenPipeError:
+                self._guard.stdin.close()
+                log.warning("the process guard exited (code %s); starting another", self._guard.wait())
         self._start()  # it learns every group watched now, this change included
 
     def _start(self) -> None:
