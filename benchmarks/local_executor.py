@@ -3,6 +3,8 @@ same concurrency:
 
 * floor: a minimal asyncio loop that downloads the input (aiobotocore ``get_object``), runs the script with
   ``/bin/sh`` in a fresh folder, and uploads what it wrote (``put_object``);
+* the same loop with oscar-stream's S3 store (its own signed requests) instead of aiobotocore, for reference:
+  what oscar-stream adds besides its S3 client;
 * oscar-stream: a worker with only the launch role (local executor), fed the invocations on its Kafka topic;
   it stages, runs, uploads, keeps the log, records the job's state and publishes one result per invocation.
   Its rate runs from the first to the last result record's timestamp.
@@ -23,6 +25,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ from oscar_stream.kafka.topics_admin import apply_topics
 from oscar_stream.observe.cpu import children_cpu_seconds, machine_busy_seconds, process_cpu_seconds
 from oscar_stream.route.model import InputSpec, OutputSpec, ServiceSpec
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
+from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.publish import apply_services, current_services
 from tests.support.kafka_io import produce_records
@@ -84,20 +88,56 @@ class Rate:
     machine_cpu_per_job_s: float  # every core's busy time (Kafka, versitygw and the scripts included) per job
 
 
-async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, work: Path) -> Rate:
+class _Botocore:
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    async def get(self, key: str) -> bytes:
+        answer = await self.s3.get_object(Bucket=BUCKET, Key=key)
+        async with answer["Body"] as body:
+            data: bytes = await body.read()
+            return data
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+
+
+class _Signed:
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> bytes:
+        return await self.store.get_bytes(BUCKET, key) or b""
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.store.put_bytes(data, BUCKET, key)
+
+
+@contextlib.asynccontextmanager
+async def _objects(settings: Settings, signed: bool) -> AsyncIterator[_Botocore | _Signed]:
+    if not signed:
+        async with _client(settings) as s3:
+            yield _Botocore(s3)
+        return
+    store = S3Store(settings.storages[0])
+    try:
+        yield _Signed(store)
+    finally:
+        await store.close()
+
+
+async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, work: Path, signed: bool) -> Rate:
     gate = asyncio.Semaphore(concurrency)
     script = work / "script.sh"
     script.write_text(SCRIPT)
-    async with _client(settings) as s3:
+    async with _objects(settings, signed) as s3:
 
         async def one(key: str) -> None:
             async with gate:
                 folder = work / uuid.uuid4().hex
                 output = folder / "output"
                 output.mkdir(parents=True)
-                answer = await s3.get_object(Bucket=BUCKET, Key=key)
-                async with answer["Body"] as body:
-                    data = await body.read()
+                data = await s3.get(key)
                 source = folder / key.rsplit("/", 1)[-1]
                 source.write_bytes(data)
                 proc = await asyncio.create_subprocess_exec(
@@ -106,7 +146,7 @@ async def _floor_rate(settings: Settings, keys: list[str], concurrency: int, wor
                     env={"PATH": "/usr/bin:/bin", "INPUT_FILE_PATH": str(source), "TMP_OUTPUT_DIR": str(output)})
                 assert await proc.wait() == 0
                 for produced in output.iterdir():
-                    await s3.put_object(Bucket=BUCKET, Key=f"floor-out/{produced.name}", Body=produced.read_bytes())
+                    await s3.put(f"floor-out/{produced.name}", produced.read_bytes())
                 shutil.rmtree(folder)
 
         started, busy = time.monotonic(), machine_busy_seconds()
@@ -158,15 +198,17 @@ async def _worker_rate(stack: Stack, work: Path, keys: list[str], concurrency: i
 async def measure(stack: Stack, jobs: int, concurrency: int, repeats: int, profile: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-local-"))
     settings, _ = bench_settings(stack, work / "floor")
-    floor, ours = "floor (asyncio + aiobotocore + /bin/sh)", "oscar-stream local executor"
-    runs: dict[str, list[float]] = {floor: [], ours: []}
-    cpu: dict[str, list[float]] = {floor: [], ours: []}
+    floor, signed = "floor (asyncio + aiobotocore + /bin/sh)", "floor with oscar-stream's S3 requests"
+    ours = "oscar-stream local executor"
+    runs: dict[str, list[float]] = {floor: [], signed: [], ours: []}
+    cpu: dict[str, list[float]] = {floor: [], signed: [], ours: []}
     for repeat in range(repeats):
         keys = [f"in/{uuid.uuid4().hex[:8]}-{n:05d}.csv" for n in range(jobs)]
         await _stage_inputs(settings, keys)
-        floor_dir = work / f"floor-{repeat}"
-        floor_dir.mkdir()
-        for name, rate in ((floor, await _floor_rate(settings, keys, concurrency, floor_dir)),
+        for n in range(2):
+            (work / f"floor-{repeat}-{n}").mkdir()
+        for name, rate in ((floor, await _floor_rate(settings, keys, concurrency, work / f"floor-{repeat}-0", False)),
+                           (signed, await _floor_rate(settings, keys, concurrency, work / f"floor-{repeat}-1", True)),
                            (ours, await _worker_rate(stack, work / f"worker-{repeat}", keys, concurrency))):
             runs[name].append(rate.jobs_per_second)
             cpu[name].append(rate.machine_cpu_per_job_s * 1000)
@@ -175,7 +217,8 @@ async def measure(stack: Stack, jobs: int, concurrency: int, repeats: int, profi
     rates = {k: statistics.median(v) for k, v in runs.items()}
     result: dict[str, Any] = {
         "jobs": jobs, "concurrency": concurrency, "repeats": repeats, "runs": runs, "jobs_per_second_median": rates,
-        "ratio_per_run": [w / f for f, w in zip(*runs.values(), strict=True)],
+        "ratio_per_run": [w / f for f, w in zip(runs[floor], runs[ours], strict=True)],
+        "ratio_to_signed_floor_per_run": [w / f for f, w in zip(runs[signed], runs[ours], strict=True)],
         "machine_cpu_ms_per_job": cpu,
     }
     if profile:
@@ -209,7 +252,8 @@ def main() -> None:
     result = asyncio.run(measure(stack, args.jobs, args.concurrency, args.repeats, args.profile))
     path = write_results("local_executor", result)
     plot(result, RESULTS / "local_executor.png")
-    print(f"results: {path}; ratio per run {', '.join(f'{r:.2f}' for r in result['ratio_per_run'])}")
+    print(f"results: {path}; ratio per run {', '.join(f'{r:.2f}' for r in result['ratio_per_run'])}; to the floor "
+          f"with oscar-stream's S3 requests {', '.join(f'{r:.2f}' for r in result['ratio_to_signed_floor_per_run'])}")
 
 
 if __name__ == "__main__":
