@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiobotocore.session import get_session
+from pydantic import SecretStr
 
 from oscar_stream.config import Settings, StorageSettings
 from oscar_stream.storage.base import StorageError
@@ -59,7 +60,7 @@ async def test_objects_round_trip_with_botocore_for_every_kind_of_key(settings: 
 async def test_refusals_say_what_the_store_said(settings: Settings, tmp_path: Path) -> None:
     storage = settings.storages[0]
     store = S3Store(storage)
-    wrong = S3Store(storage.model_copy(update={"secret_key": type(storage.secret_key)("not-the-secret")}))
+    wrong = S3Store(storage.model_copy(update={"secret_key": SecretStr("not-the-secret")}))
     bucket = f"sig-{uuid.uuid4().hex[:8]}"
     await store.ensure_bucket(bucket)
     try:
