@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
@@ -52,6 +53,7 @@ async def apply_topics(settings: Settings, only: set[str] | None = None) -> list
                     for n in missing
                 ]
             )
+            await _until_led(client, missing)
             changes += [TopicChange(n, "created", f"{wanted[n].partitions} partitions") for n in missing]
         present = [n for n in wanted if n in existing]
         if present:
@@ -59,6 +61,18 @@ async def apply_topics(settings: Settings, only: set[str] | None = None) -> list
         return sorted(changes, key=lambda c: c.topic)
     finally:
         await client.close()
+
+
+async def _until_led(client: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of the new topics has a leader: the controller accepts a topic before the
+    brokers know of it, and a client that asks them at once (versitygw's notifier does) is told there is none."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            described = await client.describe_topics(topics)
+            if all(d["error_code"] == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+                   for d in described):
+                return
+            await asyncio.sleep(0.05)
 
 
 async def _align(client: AIOKafkaAdminClient, specs: dict[str, TopicSpec]) -> list[TopicChange]:
