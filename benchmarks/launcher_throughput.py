@@ -3,7 +3,8 @@
 * creations/s: the KubernetesExecutor (Job spec, ConfigMap/Secret bookkeeping, retries, the shared watch)
   next to a raw kubernetes-asyncio ``create_namespaced_job`` loop with the same spec and concurrency;
 * upload -> Job created latency: upload to versitygw, its notification goes to Kafka, the worker normalizes,
-  routes and creates the Job; measured from the end of the upload to the Job's ADDED event on a watch.
+  routes and creates the Job; measured from the end of the upload to the Job's ADDED event on a watch;
+* the same with the local executor, to the moment the script starts (it writes the time itself).
 
     .venv/bin/python -m benchmarks.launcher_throughput [--jobs 300] [--concurrency 16] [--uploads 100]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from kubernetes_asyncio import client, config, watch
 
 from benchmarks.common import Process, bars_with_runs, bench_settings, write_results
@@ -47,7 +49,7 @@ from oscar_stream.storage.s3 import S3Store
 from oscar_stream.topics import TopicNames
 from oscar_stream.worker.publish import apply_services
 from tests.support.kafka_io import read_all
-from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack
+from tests.support.stack import ISSUED_PREFIXES, delete_topics_of, ensure_stack, write_config
 
 NAMESPACE = "oscar-stream"
 
@@ -128,7 +130,12 @@ async def _launcher_rate(settings: Settings, service: ServiceSpec, count: int, c
         await executor.stop()
 
 
-HOPS = ("upload -> raw", "raw -> event", "event -> invocation", "invocation -> Job ADDED", "upload -> Job ADDED")
+TOPIC_HOPS = ("upload -> raw", "raw -> event", "event -> invocation")
+STARTED = {"kubernetes": "Job ADDED", "local": "script start"}  # the last hop, per executor
+
+
+def hops_of(executor: str) -> tuple[str, ...]:
+    return (*TOPIC_HOPS, f"invocation -> {STARTED[executor]}", f"upload -> {STARTED[executor]}")
 
 
 def _object_of(record: Any, topic_kind: str) -> str | None:
@@ -158,42 +165,59 @@ async def _hop_times(settings: Settings, names: TopicNames) -> dict[str, dict[st
     return out
 
 
-async def _latency(stack: Stack, work: Path, kubeconfig: Path, uploads: int) -> dict[str, Any]:
-    """Uploads at 10/s once the worker is ready; per object the time at each hop. Before that, the cold start:
-    one upload made as the worker starts, timed from the worker's start to its Job."""
-    settings, config_file = bench_settings(stack, work, worker={"executor": "kubernetes"},
+async def _latency(stack: Stack, work: Path, kubeconfig: Path, uploads: int, executor: str) -> dict[str, Any]:
+    """Uploads at 10/s once the worker is ready; per object the time at each hop, to its Job's ADDED event
+    (Kubernetes) or its script's start (local). Before that, the cold start: one upload made as the worker
+    starts, timed from the worker's start to its first Job or script."""
+    settings, config_file = bench_settings(stack, work, worker={"executor": executor},
                                            kubernetes={"kubeconfig": str(kubeconfig)})
+    port = free_port()  # the run's own versitygw: its notifications go to this run's raw topic
+    document = yaml.safe_load(config_file.read_text())
+    document["storages"][0]["endpoint"] = f"http://127.0.0.1:{port}"
+    settings = write_config(document, config_file)
     names = TopicNames(settings.kafka.topic_prefix)
     await apply_topics(settings)
-    table = work / "table.yaml"
+    starts = work / "script-starts"
     # A limit well above what 10 uploads/s keep running (a kwok Job takes 1-3 s to complete): the default, 10,
     # would make the invocations queue for a free slot, and this would measure the queue.
-    table.write_text("version: oscar-stream/v1\nservices:\n  - {name: latency, image: alpine:3.22, "
-                     "script_inline: 'true', ttl_seconds: 30, concurrency: 200, "
-                     "input: [{storage_provider: minio, path: lat/in}]}\n")
+    service = {"name": "latency", "image": "alpine:3.22", "ttl_seconds": 30, "concurrency": 200,
+               "input": [{"storage_provider": "minio", "path": "lat/in"}],
+               "script_inline": 'echo "$STORAGE_OBJECT_KEY $(date +%s%3N)" >> ' + str(starts)
+               if executor == "local" else "true"}
+    table = work / "table.yaml"
+    table.write_text(yaml.safe_dump({"version": "oscar-stream/v1", "services": [service]}))
     await apply_services(settings, load_routing_files([table]).table.services)
-    port = free_port()
     ctx = StackContext(stack.settings.stack, settings.kafka.topic_prefix, Progress(quiet=True))
     gw = start_versitygw(ctx, "s3-bench", port, work / "buckets",
                          S3Notify(kafka_bootstrap=settings.kafka.bootstrap_servers,
                                   kafka_topic=names.raw("minio.default")), work / "versitygw.log")
-    store = S3Store(settings.storages[0].model_copy(update={"endpoint": f"http://127.0.0.1:{port}"}))
+    store = S3Store(settings.storages[0])
     api = await _api(kubeconfig)
     created: dict[str, float] = {}  # wall clock
     uploaded: dict[str, float] = {}
     all_created = asyncio.Event()
 
-    async def observe() -> None:
+    def seen(obj: str, when: float) -> None:
+        created.setdefault(obj, when)
+        if len(uploaded) == uploads + 1 and set(uploaded) <= set(created):
+            all_created.set()
+
+    async def watch_jobs() -> None:
         stream = watch.Watch()
         async for change in stream.stream(client.BatchV1Api(api).list_namespaced_job, NAMESPACE,
                                           label_selector=f"{job_spec.LABEL_SERVICE}=latency"):
             if change["type"] == "ADDED":
-                obj = (change["object"].metadata.annotations or {}).get(job_spec.ANNOTATION_OBJECT, "")
-                created.setdefault(obj, time.time())
-                if len(uploaded) == uploads + 1 and set(uploaded) <= set(created):
-                    all_created.set()
+                seen((change["object"].metadata.annotations or {}).get(job_spec.ANNOTATION_OBJECT, ""), time.time())
 
-    watcher = asyncio.ensure_future(observe())
+    async def read_starts() -> None:
+        while True:
+            if starts.exists():
+                for line in starts.read_text().splitlines():
+                    key, millis = line.rsplit(" ", 1)
+                    seen(f"minio.default/lat/{key}", int(millis) / 1000)
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.ensure_future(watch_jobs() if executor == "kubernetes" else read_starts())
     source = work / "payload"
     source.write_bytes(b"x" * 1024)
     run = uuid.uuid4().hex[:6]
@@ -222,20 +246,21 @@ async def _latency(stack: Stack, work: Path, kubeconfig: Path, uploads: int) -> 
         await _cleanup(api, "latency")
         await api.close()
     steady = [k for k in uploaded if k != cold]
-    per_hop: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    names_of_hops = hops_of(executor)
+    per_hop: dict[str, list[float]] = {hop: [] for hop in names_of_hops}
     for k in steady:
         times = [uploaded[k], hops["raw"].get(k), hops["event"].get(k), hops["invocation"].get(k), created.get(k)]
-        for hop, start, end in zip(HOPS, times, times[1:], strict=False):
+        for hop, start, end in zip(names_of_hops, times, times[1:], strict=False):
             if start is not None and end is not None:
                 per_hop[hop].append(end - start)
         if created.get(k) is not None:
-            per_hop["upload -> Job ADDED"].append(created[k] - uploaded[k])
+            per_hop[names_of_hops[-1]].append(created[k] - uploaded[k])
     return {
-        "uploads": uploads, "measured": len(per_hop["upload -> Job ADDED"]),
+        "executor": executor, "uploads": uploads, "measured": len(per_hop[names_of_hops[-1]]),
         "worker start -> ready (s)": ready - worker_started,
-        "cold start: worker start -> first Job (s)": created[cold] - worker_started if cold in created else None,
+        "cold start: worker start -> first start (s)": created[cold] - worker_started if cold in created else None,
         "hops": {hop: _summary(values) for hop, values in per_hop.items()},
-        "latencies": per_hop["upload -> Job ADDED"],
+        "latencies": per_hop[names_of_hops[-1]],
     }
 
 
@@ -249,13 +274,14 @@ async def measure(stack: Stack, jobs: int, concurrency: int, uploads: int, repea
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-"))
     # Latency first, on a quiet cluster: right after the throughput runs, the API server and the controllers are
     # still busy with their thousands of Jobs (and their deletion), and each hop measured then is theirs too.
-    latency_runs = []
-    for repeat in range(repeats):
-        latency_runs.append(await _latency(stack, work / f"latency-{repeat}", kubeconfig, uploads))
-        hops = latency_runs[-1]["hops"]
-        print("upload -> Job ADDED p50 {:.1f} ms, p99 {:.1f} ms; invocation -> Job ADDED p50 {:.1f} ms".format(
-            hops["upload -> Job ADDED"]["p50"] * 1000, hops["upload -> Job ADDED"]["p99"] * 1000,
-            hops["invocation -> Job ADDED"]["p50"] * 1000), flush=True)
+    latency_runs: dict[str, list[dict[str, Any]]] = {"kubernetes": [], "local": []}
+    for executor, runs_of in latency_runs.items():
+        final = hops_of(executor)[-1]
+        for repeat in range(repeats):
+            runs_of.append(await _latency(stack, work / f"latency-{executor}-{repeat}", kubeconfig, uploads, executor))
+            hops = runs_of[-1]["hops"]
+            print(f"{final} p50 {hops[final]['p50'] * 1000:.1f} ms, p99 {hops[final]['p99'] * 1000:.1f} ms",
+                  flush=True)
     # The executor's own request-rate guard is lifted so that both loops are limited by the same thing only.
     settings, _ = bench_settings(stack, work / "launch", kubernetes={"kubeconfig": str(kubeconfig),
                                                                      "max_requests_per_second": 10000})
@@ -274,7 +300,8 @@ async def measure(stack: Stack, jobs: int, concurrency: int, uploads: int, repea
     await api.close()
     await delete_topics_of(stack.settings.kafka.bootstrap_servers, ISSUED_PREFIXES)
     rates = {k: statistics.median(v) for k, v in runs.items()}
-    latencies = [x for run in latency_runs for x in run["latencies"]]
+    latencies = [x for run in latency_runs["kubernetes"] for x in run["latencies"]]
+    script_latencies = [x for run in latency_runs["local"] for x in run["latencies"]]
     return {
         "jobs": jobs, "concurrency": concurrency, "repeats": repeats, "runs": runs,
         "jobs_per_second_median": rates,
@@ -282,7 +309,10 @@ async def measure(stack: Stack, jobs: int, concurrency: int, uploads: int, repea
         "ratio_per_run": [o / r for r, o in zip(*runs.values(), strict=True)],
         "upload_to_job_created_seconds": {"uploads": uploads * repeats, "measured": len(latencies),
                                           **_summary(latencies)},
-        "latency_runs": latency_runs,
+        "upload_to_script_start_seconds": {"uploads": uploads * repeats, "measured": len(script_latencies),
+                                           **_summary(script_latencies)},
+        "latency_runs": latency_runs["kubernetes"],
+        "local_latency_runs": latency_runs["local"],
         "latencies": latencies,
     }
 
@@ -322,12 +352,13 @@ def main() -> None:
     lat = result["upload_to_job_created_seconds"]
     print(f"ratio {result['ratio_launcher_to_raw']:.2f}; upload->Job created p50 {lat['p50']:.3f}s "
           f"p99 {lat['p99']:.3f}s ({lat['measured']}/{lat['uploads']}); written to {path}")
-    for number, run in enumerate(result["latency_runs"], 1):
-        cold = run["cold start: worker start -> first Job (s)"]
-        print(f"  latency run {number}: worker start -> ready {run['worker start -> ready (s)']:.2f}s, cold start "
-              f"(worker start -> first Job) {'not created' if cold is None else f'{cold:.2f}s'}")
+    for number, run in enumerate([*result["latency_runs"], *result["local_latency_runs"]], 1):
+        cold = run["cold start: worker start -> first start (s)"]
+        print(f"  latency run {number} ({run['executor']} executor): worker start -> ready "
+              f"{run['worker start -> ready (s)']:.2f}s, cold start (worker start -> first "
+              f"{STARTED[run['executor']]}) {'none' if cold is None else f'{cold:.2f}s'}")
         for hop, summary in run["hops"].items():
-            print(f"    {hop:<26} p50 {summary['p50'] * 1000:7.1f} ms  p99 {summary['p99'] * 1000:7.1f} ms")
+            print(f"    {hop:<29} p50 {summary['p50'] * 1000:7.1f} ms  p99 {summary['p99'] * 1000:7.1f} ms")
 
 if __name__ == "__main__":
     main()

@@ -31,14 +31,19 @@ class CoalescingWriter:
         self._wake = asyncio.Event()
         self._discarding: set[asyncio.Task[None]] = set()
 
-    def write(self, record: OutRecord) -> asyncio.Future[Placement]:
-        """Queue ``record``; the future gives its partition and offset once Kafka acknowledged it, or the
-        producer's error. Raises :class:`RecordTooLarge` at once for a record no request can carry."""
-        check_size(record, MAX_RECORD_BYTES)
-        done: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
-        self._queue.append((record, done))
+    def write_all(self, records: list[OutRecord]) -> list[asyncio.Future[Placement]]:
+        """Queue ``records``; each future gives its record's partition and offset once Kafka acknowledged it, or
+        the producer's error. Raises :class:`RecordTooLarge` at once, queueing none, if one cannot fit."""
+        for record in records:
+            check_size(record, MAX_RECORD_BYTES)
+        loop = asyncio.get_running_loop()
+        pending: list[asyncio.Future[Placement]] = []
+        for record in records:
+            done: asyncio.Future[Placement] = loop.create_future()
+            self._queue.append((record, done))
+            pending.append(done)
         self._wake.set()
-        return done
+        return pending
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[CoalescingWriter]:

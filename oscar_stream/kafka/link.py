@@ -11,8 +11,6 @@ from aiokafka.errors import KafkaError
 
 from oscar_stream.core.errors import OscarStreamError
 from oscar_stream.core.records import OutRecord
-from oscar_stream.kafka.batch_writer import check_size
-from oscar_stream.kafka.clients import MAX_RECORD_BYTES
 from oscar_stream.kafka.coalescing_writer import CoalescingWriter, Placement
 from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.kafka.resilient_producer import ResilientProducer
@@ -45,10 +43,7 @@ class KafkaLink:
         leads to one invocation downstream."""
         if not self.ready:
             raise KafkaUnavailable("Kafka is unavailable")
-        records = list(records)
-        for record in records:  # all or nothing is queued
-            check_size(record, MAX_RECORD_BYTES)
-        pending = [self.writer.write(record) for record in records]
+        pending = self.writer.write_all(list(records))  # all or nothing is queued
         try:
             # asyncio.timeout and a plain await: wait_for and gather cost a task and a future per request
             async with asyncio.timeout(self.timeout_s):

@@ -4,6 +4,8 @@ fail to parse with one kind of error only."""
 from __future__ import annotations
 
 import contextlib
+import time
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from oscar_stream.core.errors import InvalidEvent, OscarStreamError
 from oscar_stream.core.events import CREATED, MAX_KEY_BYTES, StorageEvent, check_bucket, check_key
 from oscar_stream.core.invocation import Invocation
-from oscar_stream.core.times import age_seconds, normalize_time, parse_time
+from oscar_stream.core.times import age_seconds, normalize_time, now_rfc3339, parse_time, rfc3339, rfc3339_millis
 
 EVENT = StorageEvent(id="f" * 32, type=CREATED, time="2026-10-02T03:14:15.926Z", storage="minio.default",
                      kind="s3", bucket="seismic", key="stations/ANMO/day.mseed", action="s3:ObjectCreated:Put")
@@ -32,6 +34,19 @@ def test_times_are_written_in_one_form() -> None:
     assert normalize_time("2026-10-02T03:14:15.926Z") == "2026-10-02T03:14:15.926Z"
     assert parse_time("2026-10-02T03:14:15Z").tzinfo is not None
     assert age_seconds("not a time") == 0.0
+
+
+@given(st.integers(0, 253402300799999))
+def test_milliseconds_are_written_exactly(millis: int) -> None:
+    exact = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    assert rfc3339_millis(millis) == rfc3339(exact)
+
+
+def test_the_current_time_is_current_and_moves() -> None:
+    first = parse_time(now_rfc3339())
+    assert abs((first - datetime.now(UTC)).total_seconds()) < 1
+    time.sleep(0.003)
+    assert parse_time(now_rfc3339()) > first
 
 
 @settings(max_examples=300, deadline=None)
