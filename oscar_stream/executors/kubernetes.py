@@ -4,10 +4,12 @@
 * 429, 5xx and timeouts are retried with exponential backoff and jitter; when they persist the launch raises
   and the launch agent tries again later (the invocation waits, nothing is lost). Any other refusal (422
   invalid spec, 403, 404) becomes a failed result with the server's message.
-* Every worker of a deployment watches all of the deployment's Jobs (one watch per worker, label selector,
-  re-listing on 410 Gone), but a worker acts only on the Jobs of the invocations partitions it owns: it counts
-  their running Jobs against its share of the service's limit and publishes their results (and marks the Job
-  by an annotation). When partitions move between workers, the new owner takes their Jobs over.
+* Every worker of a deployment watches the deployment's Jobs whose result is not published yet (one watch per
+  worker, label selector, re-listing on 410 Gone), but a worker acts only on the Jobs of the invocations
+  partitions it owns: it counts their running Jobs against its share of the service's limit, publishes their
+  results and then labels the Job reported, which takes it out of every worker's watch. So what a worker holds
+  and lists again grows with the work in flight, not with the Jobs the namespace keeps until their TTL. When
+  partitions move between workers, the new owner takes their Jobs over.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class KubernetesExecutor(Executor):
         self.namespace = settings.kubernetes.namespace
         self.deployment = job_spec.deployment_label(settings.app_id)
         self._selector = job_spec.selector(self.deployment)
+        self._unreported = job_spec.unreported_selector(self.deployment)
         k8s = settings.kubernetes
         self._placement = job_spec.Placement(k8s.host_network, k8s.node_selector, tuple(k8s.tolerations))
         self.rate = RateLimiter(settings.kubernetes.max_requests_per_second)
@@ -254,12 +257,12 @@ class KubernetesExecutor(Executor):
                 stream = watch.Watch(return_type="object")  # events as dictionaries: see job_status.py
                 async with stream:
                     async for change in stream.stream(batch.list_namespaced_job, self.namespace,
-                                                      label_selector=self._selector, resource_version=version,
+                                                      label_selector=self._unreported, resource_version=version,
                                                       allow_watch_bookmarks=True, timeout_seconds=30):
                         self.health.beat()
                         job = change["object"]
                         version = (job.get("metadata") or {}).get("resourceVersion") or version
-                        if change["type"] == "DELETED":
+                        if change["type"] == "DELETED":  # deleted, or labelled reported
                             self._forget(job["metadata"]["name"])
                         elif change["type"] in ("ADDED", "MODIFIED"):
                             await self._observe(job)
@@ -284,13 +287,13 @@ class KubernetesExecutor(Executor):
             await backoff.wait()
 
     async def _list_all(self, batch: client.BatchV1Api) -> str:
-        """Observe every Job of the deployment, a page at a time, as plain JSON (the client's model classes
-        cost ~10x the memory and CPU); forget those that are gone. The listing's resource version."""
+        """Observe every unreported Job of the deployment, a page at a time, as plain JSON (the client's model
+        classes cost ~10x the memory and CPU); forget those that are gone. The listing's resource version."""
         present: set[str] = set()
         token: str | None = None
         while True:
             page = orjson.loads(await self._call("list Jobs", batch.list_namespaced_job, self.namespace,
-                                                 label_selector=self._selector, limit=LIST_PAGE, _continue=token,
+                                                 label_selector=self._unreported, limit=LIST_PAGE, _continue=token,
                                                  _preload_content=False))
             for job in page.get("items") or ():
                 present.add(job["metadata"]["name"])
@@ -330,8 +333,9 @@ class KubernetesExecutor(Executor):
                 self._permits[view.name] = self.limiter.adopt(view.service)
                 metrics.JOBS_ACTIVE.labels(view.service, self.kind).inc()
             return
-        if view.published:
+        if view.published:  # by a worker of a version before the label, or the label's patch failed
             self._drop_permit(view.name)
+            await self._label_reported(view.name)
             return
         result = await self._result(view)
         if self.logs is not None:
@@ -344,10 +348,15 @@ class KubernetesExecutor(Executor):
         if view.started is not None and view.completed is not None:
             metrics.JOB_DURATION.labels(view.service, self.kind).observe(
                 max(0.0, (view.completed - view.started).total_seconds()))
+        await self._label_reported(view.name)
+
+    async def _label_reported(self, name: str) -> None:
+        """Take the Job out of every worker's watch (the watch hears it as DELETED). If this fails the Job stays
+        in view, and a later listing may publish its result again: the same invocation id, which the ledger
+        and the results topic's readers take as one."""
         with contextlib.suppress(ApiException, TimeoutError, OSError):
-            await self._call(f"annotate Job {view.name}", client.BatchV1Api(self.api).patch_namespaced_job,
-                             view.name, self.namespace,
-                             {"metadata": {"annotations": {job_spec.ANNOTATION_PUBLISHED: "true"}}},
+            await self._call(f"label Job {name} reported", client.BatchV1Api(self.api).patch_namespaced_job,
+                             name, self.namespace, {"metadata": {"labels": {job_spec.LABEL_REPORTED: "true"}}},
                              _preload_content=False)
 
     async def ownership_changed(self) -> None:

@@ -1,8 +1,9 @@
 """Which of a deployment's ConfigMaps and Secrets can be deleted.
 
 Every version of a service gets its own script ConfigMap (and Secret, if it has secrets), and the storage
-configuration Secret is named by its content; a Job keeps using the objects it was created with. So an object
-may go once no current service version, no storage configuration in use and no existing Job needs it — and only
+configuration Secret is named by its content; a Job keeps using the objects it was created with until it ends.
+So an object may go once no current service version, no storage configuration in use and no Job whose result
+is still to be reported (one that may still run) needs it — and only
 after it has stayed unneeded for a grace period, so a worker whose routing table is a few seconds behind does
 not launch a Job whose ConfigMap was just deleted.
 """

@@ -35,7 +35,8 @@ ANNOTATION_VERSION = "oscar-stream.io/service-version"
 ANNOTATION_EVENT_TIME = "oscar-stream.io/event-time"
 ANNOTATION_RECEIVED_AT = "oscar-stream.io/received-at"
 ANNOTATION_OBJECT = "oscar-stream.io/object"
-ANNOTATION_PUBLISHED = "oscar-stream.io/result-published"
+ANNOTATION_PUBLISHED = "oscar-stream.io/result-published"  # how versions before the label marked it
+LABEL_REPORTED = "oscar-stream.io/reported"  # the Job's result is on the results topic
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -47,6 +48,11 @@ def deployment_label(app_id: str) -> str:
 
 def selector(deployment: str) -> str:
     return f"{LABEL_MANAGED}={MANAGED_BY},{LABEL_DEPLOYMENT}={deployment}"
+
+
+def unreported_selector(deployment: str) -> str:
+    """The deployment's Jobs whose result is not published yet: what the executors watch."""
+    return f"{selector(deployment)},!{LABEL_REPORTED}"
 
 
 def owned_labels(deployment: str, service: str | None = None) -> dict[str, str]:

@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -29,10 +30,13 @@ EXPOSED_HEADERS = frozenset({
 
 
 class WarmEndpoint:
-    def __init__(self, backend: WarmBackend, service_of: Callable[[str], ServiceSpec | None], max_body: int) -> None:
+    def __init__(self, backend: WarmBackend, service_of: Callable[[str], ServiceSpec | None], max_body: int,
+                 caught_up: Callable[[], Awaitable[None]], catch_up_s: float) -> None:
         self.backend = backend
         self.service_of = service_of  # a warm service of this cluster, by name
         self.max_body = max_body
+        self.caught_up = caught_up  # until the services table has read everything written before
+        self.catch_up_s = catch_up_s
         self.token = secrets.token_hex(32)
         self._runner: web.ServerRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -53,10 +57,22 @@ class WarmEndpoint:
         if self._http is not None:
             await self._http.close()
 
+    async def _service(self, name: str, serves: Callable[[ServiceSpec], bool]) -> ServiceSpec | None:
+        """The service, if it serves the request. One this worker does not know (or knows without what the
+        request needs) may have been created or changed just before through a gateway, which answered once its
+        record was written: read the services topic up to now before saying no."""
+        service = self.service_of(name)
+        if service is None or not serves(service):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.catch_up_s):
+                    await self.caught_up()
+            service = self.service_of(name)
+        return service if service is not None and serves(service) else None
+
     async def _exposed(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
         """Pass a request on to the service's own server, on the path OSCAR's ingress would give it. A server that
         is starting (or starting again) is waited for, as a cold start: a refused connection never reached it."""
-        service = self.service_of(name)
+        service = await self._service(name, lambda s: s.expose is not None)
         if service is None or service.expose is None:
             return reply(404, f"no exposed service {name!r}")
         rest = request.rel_url.raw_path[len(f"/exposed/{name}"):].removeprefix("/")
@@ -92,7 +108,7 @@ class WarmEndpoint:
             return await self._exposed(request, parts[1])
         if request.method != "POST" or len(parts) != 2 or parts[0] != "run":
             return reply(404, "only POST /run/<service> and /exposed/<service>/... are served here")
-        service = self.service_of(parts[1])
+        service = await self._service(parts[1], lambda s: s.warm is not None)
         if service is None or service.warm is None:
             return reply(404, f"service {parts[1]!r} has no warm replicas here",
                          hint="give it 'warm:' (or 'synchronous:' in an FDL file) and apply it again")

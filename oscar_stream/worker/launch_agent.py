@@ -126,7 +126,8 @@ class LaunchAgent(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         stores = Stores(settings.storages)
         self.warm_backend = default_warm_backend(ctx, stores)
         self.warm = WarmExecutor(self.publish, self.limiter, stores, Path(settings.worker.work_dir), self.warm_backend)
-        self.warm_endpoint = WarmEndpoint(self.warm_backend, self._warm_service, settings.gateway.max_body_bytes)
+        self.warm_endpoint = WarmEndpoint(self.warm_backend, self._warm_service, settings.gateway.max_body_bytes,
+                                          ctx.services.caught_up, settings.kafka.delivery_timeout_s)
         archive = LogArchive.from_settings(settings)
         for executor in (self.executor, self.forwarder, self.warm):
             executor.owns, executor.jobs, executor.logs = self._owns, self.journal, archive
