@@ -38,13 +38,13 @@ class S3Refused(Exception):
         return self.status in RETRIABLE_HTTP or self.code in _RETRIABLE_CODES
 
 
-def _transient(err: BaseException) -> bool:
+def worth_retrying(err: BaseException) -> bool:
     if isinstance(err, S3Refused):
         return err.transient
     return isinstance(err, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError)
 
 
-def _proxy_for(url: yarl.URL) -> str | None:
+def proxy_for(url: yarl.URL) -> str | None:
     """The proxy the environment gives for the store (``https_proxy``, ``no_proxy``, ...), read once: aiohttp's
     ``trust_env`` reads the environment and ``~/.netrc`` again on every request."""
     if urllib.request.proxy_bypass(url.host or ""):
@@ -73,7 +73,7 @@ class S3Objects:
         self._signer = signer
         self._ssl = verify_tls  # True: the default context (certificates checked)
         self._pool_size = pool_size
-        self._proxy = _proxy_for(url)
+        self._proxy = proxy_for(url)
         self._session: aiohttp.ClientSession | None = None
 
     def open(self) -> aiohttp.ClientSession:
@@ -96,7 +96,7 @@ class S3Objects:
                 self._signer.headers(method, self._host, path, payload_sha256))
 
     async def _retried(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
-        return await retrying(operation, what=what, retryable=_transient, attempts=ATTEMPTS, log=log)
+        return await retrying(operation, what=what, retryable=worth_retrying, attempts=ATTEMPTS, log=log)
 
     async def get_to_file(self, bucket: str, key: str, dest: Path) -> int:
         async def once() -> int:
