@@ -28,7 +28,7 @@ class KafkaLink:
         self.producer = producer
         self.probe = probe
         self.timeout_s = timeout_s
-        self.writer = CoalescingWriter(producer)
+        self.writer = CoalescingWriter(producer, timeout_s)
 
     @property
     def ready(self) -> bool:
@@ -45,14 +45,17 @@ class KafkaLink:
             raise KafkaUnavailable("Kafka is unavailable")
         pending = self.writer.write_all(list(records))  # all or nothing is queued
         try:
-            # asyncio.timeout and a plain await: wait_for and gather cost a task and a future per request
-            async with asyncio.timeout(self.timeout_s):
-                return [await placement for placement in pending]
+            return [await placement for placement in pending]  # the writer fails them after timeout_s
         except TimeoutError as err:
+            _abandon(pending)
             await self.overdue()
             raise KafkaUnavailable(f"Kafka did not acknowledge in {self.timeout_s:.0f}s") from err
         except (KafkaError, ConnectionError) as err:
+            _abandon(pending)
             raise KafkaUnavailable(f"Kafka refused the write: {err!r}") from err
+        except asyncio.CancelledError:  # the client went away
+            _abandon(pending)
+            raise
 
     async def keep_connected(self) -> None:
         """Start a producer whenever there is none (at start, and after one failed a delivery), so that
@@ -75,3 +78,13 @@ class KafkaLink:
         """A write not acknowledged in time: the producer may hold it (and everything behind it) for as long
         as the broker is away; drop it, so that nothing answered 503 is written later by it."""
         await self.producer.discard()
+
+
+def _abandon(pending: list[asyncio.Future[Placement]]) -> None:
+    """Nobody waits for these any more: cancel those still open, and take the error of those that failed (else
+    asyncio logs each as an exception never retrieved)."""
+    for placement in pending:
+        if not placement.done():
+            placement.cancel()
+        elif not placement.cancelled():
+            placement.exception()

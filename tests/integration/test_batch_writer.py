@@ -1,10 +1,14 @@
 """The agents' batch writer on the real broker: every record arrives once, in the partition Kafka's default
-partitioner gives its key, in order per key, with its headers; an oversized record is refused with a clear error."""
+partitioner gives its key, in order per key, with its headers; an oversized record is refused with a clear error;
+many writers of one partition all get their acknowledgements; a write the broker never acknowledges times out."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
@@ -12,12 +16,19 @@ from aiokafka.partitioner import DefaultPartitioner
 from oscar_stream.config import Settings
 from oscar_stream.core.errors import RecordTooLarge
 from oscar_stream.core.records import OutRecord
+from oscar_stream.health import Component
 from oscar_stream.kafka.batch_writer import BatchWriter
 from oscar_stream.kafka.clients import MAX_REQUEST_BYTES, reliable_producer
+from oscar_stream.kafka.link import KafkaLink, KafkaUnavailable
+from oscar_stream.kafka.probe import KafkaProbe
 from oscar_stream.kafka.resilient_producer import ResilientProducer
 from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.stack.stack import Stack
 from oscar_stream.topics import TopicNames
+from tests.support.faults import until
 from tests.support.kafka_io import read_all
+from tests.support.private_kafka import PrivateKafka
+from tests.support.stack import write_config
 
 pytestmark = pytest.mark.stack
 
@@ -84,3 +95,40 @@ async def test_many_writers_of_one_partition_all_get_their_records_acknowledged(
         await producer.stop()
     written = await read_all(settings, names.results)
     assert sorted(int(r.value) for r in written) == list(range(400))
+
+
+async def test_a_write_the_broker_never_acknowledges_fails_after_the_timeout(stack: Stack, config: dict[str, Any],
+                                                                             config_file: Path,
+                                                                             tmp_path: Path) -> None:
+    """The gateway's link to Kafka: with the broker gone mid-run, a write ends with KafkaUnavailable once its
+    timeout has passed (the writer's sweep, not a timer per write), and the next one after the broker is back
+    is acknowledged."""
+    broker = PrivateKafka(stack, tmp_path)
+    await broker.start()
+    config["kafka"]["bootstrap_servers"] = broker.bootstrap
+    settings = write_config(config, config_file)
+    await apply_topics(settings)
+    topic = TopicNames(settings.kafka.topic_prefix).raw("minio.default")
+    # A probe that looks only once: the link keeps taking writes, as it does between two probes.
+    link = KafkaLink(ResilientProducer(settings.kafka, "link-test"),
+                     KafkaProbe(settings.kafka, Component("kafka"), interval_s=3600), timeout_s=1.0)
+    helpers = [asyncio.ensure_future(link.keep_connected()), asyncio.ensure_future(link.probe.run())]
+    try:
+        async with link.writer.running():
+            await until(lambda: link.ready, timeout_s=60, what="the link ready")
+            [(_, offset)] = await link.write([OutRecord(topic, b"k", b"before")])
+            assert offset == 0
+            broker.stop()
+            started = time.monotonic()
+            with pytest.raises(KafkaUnavailable, match="did not acknowledge in 1s"):
+                await link.write([OutRecord(topic, b"k", b"during")])
+            assert time.monotonic() - started < 10  # it ends; without the sweep it would wait on aiokafka
+            await broker.start()
+            await until(lambda: link.ready, timeout_s=60, what="the link ready again")
+            [(_, offset)] = await link.write([OutRecord(topic, b"k", b"after")])
+            assert offset >= 1
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await link.producer.stop()
+        broker.stop()
