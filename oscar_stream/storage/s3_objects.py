@@ -98,29 +98,30 @@ class S3Objects:
     async def _retried(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         return await retrying(operation, what=what, retryable=worth_retrying, attempts=ATTEMPTS, log=log)
 
-    async def get_to_file(self, bucket: str, key: str, dest: Path) -> int:
-        async def once() -> int:
+    async def _get(self, bucket: str, key: str, take: Callable[[aiohttp.ClientResponse], Awaitable[T]]) -> T:
+        async def once() -> T:
             url, headers = self._request("GET", bucket, key, EMPTY_SHA256)
             async with self.open().get(url, headers=headers, proxy=self._proxy) as response:
                 if response.status != 200:
                     raise await _refusal(response)
-                size = 0
-                with dest.open("wb") as out:
-                    # a chunk goes to the page cache in microseconds: a thread hop per chunk would cost more
-                    async for chunk in response.content.iter_chunked(_CHUNK):
-                        out.write(chunk)
-                        size += len(chunk)
-                return size
+                return await take(response)
         return await self._retried(once, f"GET s3://{bucket}/{key}")
 
+    async def get_to_file(self, bucket: str, key: str, dest: Path) -> int:
+        async def write(response: aiohttp.ClientResponse) -> int:
+            size = 0
+            with dest.open("wb") as out:  # truncated again if the GET is tried again
+                # a chunk goes to the page cache in microseconds: a thread hop per chunk would cost more
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    out.write(chunk)
+                    size += len(chunk)
+            return size
+        return await self._get(bucket, key, write)
+
     async def get(self, bucket: str, key: str) -> bytes:
-        async def once() -> bytes:
-            url, headers = self._request("GET", bucket, key, EMPTY_SHA256)
-            async with self.open().get(url, headers=headers, proxy=self._proxy) as response:
-                if response.status != 200:
-                    raise await _refusal(response)
-                return await response.read()
-        return await self._retried(once, f"GET s3://{bucket}/{key}")
+        async def read(response: aiohttp.ClientResponse) -> bytes:
+            return await response.read()
+        return await self._get(bucket, key, read)
 
     async def put(self, bucket: str, key: str, data: bytes) -> tuple[str | None, str | None]:
         """Store ``data``; return the object's ETag and version id (None where the store gives none)."""
