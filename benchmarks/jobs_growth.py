@@ -11,7 +11,15 @@ server (kube-apiserver + etcd, kwok's node runs the pods), with the Kubernetes e
 * cleanup: deleting every Job of the run one by one (16 at a time, their pods with them), until the API server
   lists none of them.
 
+``--finished``: a deployment's steady state instead, where the namespace holds mostly Jobs that finished and
+whose results were published long ago (they stay until their TTL). Each step first fills the namespace up to
+its size with such Jobs — the service's own Job spec with ``completions: 0`` (the Job controller marks it
+Complete without a pod) and the label the executor puts on a reported Job — then the executor launches
+``--launch`` Jobs and the raw loop 1,000, both measured. Unlike a real namespace, these finished Jobs have no
+pods.
+
     .venv/bin/python -m benchmarks.jobs_growth [--sizes 1000 10000 50000] [--concurrency 16]
+                                               [--finished [--launch 1000]]
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +124,40 @@ async def _none_left(api: client.ApiClient, service: str) -> bool:
     return not page.get("items")
 
 
-async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, concurrency: int) -> float:
-    batch = client.BatchV1Api(api)
-    gate = asyncio.Semaphore(concurrency)
+def _finished(body: dict[str, Any]) -> dict[str, Any]:
+    """A Job of ``body``'s spec that is done once created (the Job controller marks it Complete, no pod) and
+    carries the label of a Job whose result was published: one of the many a deployment keeps until their TTL."""
+    body["metadata"]["labels"][job_spec.LABEL_REPORTED] = "true"
+    body["spec"]["completions"] = 0
+    body["spec"]["parallelism"] = 0
+    return body
 
-    async def create(invocation: Invocation) -> None:
-        body = job_spec.build_job(invocation, service, NAMESPACE, "oscar-stream:bench", "unused", "bench")
-        async with gate:
-            await batch.create_namespaced_job(NAMESPACE, body)  # type: ignore[arg-type]  # dicts are accepted
+
+async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, concurrency: int,
+                    finished: bool = False) -> float:
+    """Jobs/s of a raw create loop: ``concurrency`` creators, each building its next Job as it goes (tens of
+    thousands built ahead would be this process's memory, not the executor's)."""
+    batch = client.BatchV1Api(api)
+
+    def invocations() -> Iterator[Invocation]:
+        for start in range(0, count, 1000):
+            yield from _invocations(service, min(1000, count - start))
+
+    pending = invocations()
+
+    async def creator() -> None:
+        for invocation in pending:  # one shared iterator: each Job is created once
+            body = job_spec.build_job(invocation, service, NAMESPACE, "oscar-stream:bench", "unused", "bench")
+            await batch.create_namespaced_job(NAMESPACE, _finished(body) if finished else body)  # type: ignore[arg-type]
 
     started = time.monotonic()
-    await asyncio.gather(*(create(i) for i in _invocations(service, count)))
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
     return count / (time.monotonic() - started)
 
 
-async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str, Any]:
+async def measure(stack: Stack, sizes: list[int], concurrency: int, launch_per_step: int | None) -> dict[str, Any]:
+    """``launch_per_step``: the ``--finished`` mode (see the module's text); None: the executor launches every
+    Job of each size."""
     kubeconfig = stack.settings.stack.state_dir / "kubernetes" / "kubeconfig"
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-jobs-"))
     settings, _ = bench_settings(stack, work, kubernetes={"kubeconfig": str(kubeconfig),
@@ -150,7 +178,7 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str,
     api = await _api(kubeconfig)
     steps: list[dict[str, Any]] = []
     try:
-        created = 0
+        created = launched = 0  # Jobs in the namespace (the baseline's aside), launched by the executor
         gate = asyncio.Semaphore(concurrency)
 
         async def launch(invocation: Invocation) -> None:
@@ -158,15 +186,23 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str,
                 await executor.launch(invocation, service, await limiter.acquire(service.name))
 
         for size in sizes:
+            step: dict[str, Any] = {}
+            if launch_per_step is not None:
+                filling = size - created - launch_per_step
+                if filling > 0:
+                    step["filled_per_s"] = await _raw_rate(api, service, filling, concurrency, finished=True)
+                    created += filling
+                    print(f"  filled to {created} Jobs with finished ones ({step['filled_per_s']:.0f}/s)", flush=True)
             adding = size - created
             started = time.monotonic()
             await asyncio.gather(*(launch(i) for i in _invocations(service, adding)))
             rate = adding / (time.monotonic() - started)
             created = size
+            launched += adding
             raw = await _raw_rate(api, baseline, BASELINE_JOBS, concurrency)  # its Jobs stay until the end too
-            await _wait_seen(executor, results, stack, size)
+            await _wait_seen(executor, results, stack, launched)
             gc.collect()
-            steps.append({"jobs": size, "launched_per_s": rate, "raw_per_s_at_this_size": raw,
+            steps.append({**step, "jobs": size, "launched_per_s": rate, "raw_per_s_at_this_size": raw,
                           "ratio": rate / raw, "results_so_far": len(results), "in_view": len(executor._jobs),
                           "process_rss_mb": process_rss_mb(os.getpid()),
                           "apiserver_rss_mb": _server_rss(stack, "kube-apiserver"),
@@ -176,7 +212,8 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str,
                   f"MB, etcd {steps[-1]['etcd_rss_mb']:.0f} MB; {len(results)} results, {len(executor._jobs)} Jobs "
                   "in the watch's view", flush=True)
         # Written before the cleanup, which can take long (on this machine ~8 Jobs/s with their pods).
-        write_results("jobs_growth", {"sizes": sizes, "concurrency": concurrency, "steps": steps, "cleanup_s": None})
+        write_results("jobs_growth", {"sizes": sizes, "concurrency": concurrency, "launch_per_step": launch_per_step,
+                                      "steps": steps, "cleanup_s": None})
         started = time.monotonic()
         deleted = sum([await _delete_all(api, name, concurrency) for name in (service.name, baseline.name)])
         deletes_s = time.monotonic() - started
@@ -189,7 +226,8 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int) -> dict[str,
     finally:
         await api.close()
         await executor.stop()
-    return {"sizes": sizes, "concurrency": concurrency, "steps": steps, "cleanup_s": cleanup_s,
+    return {"sizes": sizes, "concurrency": concurrency, "launch_per_step": launch_per_step, "steps": steps,
+            "cleanup_s": cleanup_s,
             "cleanup_deleted": deleted, "cleanup_deletes_s": deletes_s}
 
 
@@ -216,7 +254,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     memory.set_ylabel("RSS (MB)")
     memory.legend()
     cleanup = result["cleanup_s"]
-    fig.suptitle("Jobs growing 10x twice" + (f" (cleanup of all: {cleanup:.0f} s)" if cleanup else ""))
+    kind = ", the others finished" if result.get("launch_per_step") else ""
+    fig.suptitle(f"Jobs growing 10x twice{kind}" + (f" (cleanup of all: {cleanup:.0f} s)" if cleanup else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -225,12 +264,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--finished", action="store_true",
+                        help="fill each step with Jobs that finished and were reported (a steady state)")
+    parser.add_argument("--launch", type=int, default=1000, help="with --finished: Jobs the executor launches per step")
     args = parser.parse_args()
     quiet_kafka_client()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("oscar_stream.executors.kubernetes").setLevel(logging.INFO)  # the watch's restarts
     stack = ensure_stack((*DEFAULT_COMPONENTS, "kubernetes"))  # before the event loop: Kafka applies topics
-    result = asyncio.run(measure(stack, args.sizes, args.concurrency))
+    result = asyncio.run(measure(stack, args.sizes, args.concurrency, args.launch if args.finished else None))
     path = write_results("jobs_growth", result)
     plot(result, path.with_suffix(".png"))
     print(f"written to {path} and {path.with_suffix('.png')}")
