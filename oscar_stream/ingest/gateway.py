@@ -65,6 +65,12 @@ def partition_key(body: bytes) -> bytes | None:
     return key if len(key) <= MAX_PARTITION_KEY_BYTES else None
 
 
+def media_type_of(content_type: str) -> str:
+    """``type/subtype`` of a Content-Type header, lowercased (aiohttp's ``request.content_type`` parses every
+    parameter too: ~3 µs per request, a thirtieth of the webhook path)."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _authorized(request: web.BaseRequest, token: SecretStr | None, query_allowed: bool) -> bool:
     """Constant-time check of the bearer token (or, where allowed, ``?token=``). Without a configured token
     nothing is accepted: never anonymous writes."""
@@ -127,9 +133,9 @@ class Gateway:
             return reply(404, f"no webhook source {source_id!r} is configured")
         if not _authorized(request, source.token, query_allowed=True):
             return reply(401, "missing or wrong token", hint="send 'Authorization: Bearer <token>'")
-        content_type = request.content_type
-        if request.headers.get("Content-Type") and content_type not in _JSON_TYPES:
-            return reply(415, f"content type {content_type!r} is not accepted", hint="send application/json")
+        declared_type = request.headers.get("Content-Type")
+        if declared_type and (media_type := media_type_of(declared_type)) not in _JSON_TYPES:
+            return reply(415, f"content type {media_type!r} is not accepted", hint="send application/json")
         body = await read_body(request, self._limit)
         if isinstance(body, web.Response):
             return body
@@ -139,7 +145,7 @@ class Gateway:
             (H_SOURCE, source_id.encode()),
             (H_RECEIVED_AT, now_rfc3339().encode()),
             (H_TRANSPORT, b"webhook"),
-            ("content-type", (request.headers.get("Content-Type") or "application/json").encode()),
+            ("content-type", (declared_type or "application/json").encode()),
         )
         record = OutRecord(self._names.raw(source_id), partition_key(body), body, headers)
         try:

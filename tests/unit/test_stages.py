@@ -7,6 +7,7 @@ import base64
 
 import orjson
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from oscar_stream.config import SourceSettings
 from oscar_stream.core.deadletter import reason_label
 from oscar_stream.core.events import CREATED, StorageEvent
 from oscar_stream.core.records import H_RECEIVED_AT, Origin
-from oscar_stream.ingest.gateway import partition_key
+from oscar_stream.ingest.gateway import media_type_of, partition_key
 from oscar_stream.normalize.records import normalize_record
 from oscar_stream.route.index import RoutingIndex
 from oscar_stream.route.model import InputSpec, ServiceSpec
@@ -110,6 +111,15 @@ def test_gateway_partition_key() -> None:
     assert partition_key(_notification("in%2Fx")) == b"seismic/in%2Fx"
     assert partition_key(b"not json") is None and partition_key(b"[1]") is None
     assert partition_key(orjson.dumps({"Key": "b/" + "k" * 600_000})) is None  # too long to be a real object
+
+
+@pytest.mark.parametrize("header", [
+    "application/json", "Application/JSON; charset=utf-8", " text/plain ;charset=us-ascii", "multipart/form-data; "
+    "boundary=x", "application/cloudevents+json", "text/json;", "application/x-www-form-urlencoded",
+])
+def test_gateway_media_type_is_what_aiohttp_parses(header: str) -> None:
+    request = make_mocked_request("POST", "/webhook/s", headers={"Content-Type": header})
+    assert media_type_of(header) == request.content_type
 
 
 @pytest.mark.parametrize(("reason", "label"), [
