@@ -30,6 +30,7 @@ from oscar_stream.cli.context import quiet_kafka_client
 from oscar_stream.config import load_settings
 from oscar_stream.kafka.clients import reliable_producer
 from oscar_stream.kafka.topics_admin import apply_topics
+from oscar_stream.observe.cpu import machine_busy_seconds, process_cpu_seconds
 from oscar_stream.stack.process import ProcessRecord, free_port, spawn, terminate, wait_until
 from oscar_stream.stack.stack import DEFAULT_COMPONENTS, Stack
 from oscar_stream.topics import TopicNames
@@ -67,17 +68,22 @@ def serve_floor(config: Path, port: int) -> None:
     uvloop.run(main())
 
 
-async def _posts(urls: list[str], token: str, seconds: float, work: Path) -> float:
+async def _posts(urls: list[str], token: str, seconds: float, work: Path) -> int:
     body = notification(0).replace(b"frame-0000000", b"frame-FRAMEID")
     folders = [work / f"wrk-{n}" for n in range(len(urls))]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     answered = await asyncio.gather(*(wrk_posts(url, body, f"Bearer {token}", seconds, folder, connections=64 //
                                                 len(urls)) for url, folder in zip(urls, folders, strict=True)))
-    return sum(answered) / seconds
+    return sum(answered)
 
 
-async def _rate(stack: Stack, work: Path, scenario: str, seconds: float) -> float:
+def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {"machine": machine_busy_seconds(), **{part: sum(map(process_cpu_seconds, ps)) for part, ps in pids.items()}}
+
+
+async def _rate(stack: Stack, work: Path, scenario: str, seconds: float) -> tuple[float, dict[str, float]]:
+    """Requests/s, and the CPU each answered request cost (µs): the machine, the server processes, the broker."""
     ports = [free_port() for _ in range(2 if scenario == TWO else 1)]
     settings, config = bench_settings(stack, work, gateway={"port": ports[0]})
     await apply_topics(settings)
@@ -95,7 +101,12 @@ async def _rate(stack: Stack, work: Path, scenario: str, seconds: float) -> floa
                 processes.append(gateway)
                 await asyncio.to_thread(gateway.wait_http, f"http://127.0.0.1:{port}/readyz")
         token = settings.sources[0].token.get_secret_value()  # type: ignore[union-attr]
-        return await _posts([f"http://127.0.0.1:{p}/webhook/minio.default" for p in ports], token, seconds, work)
+        pids = {"servers": [p.proc.pid if isinstance(p, Process) else p.pid for p in processes],
+                "broker": next(c.pids for c in stack.status() if c.name == "kafka")}
+        before = _cpu(pids)
+        answered = await _posts([f"http://127.0.0.1:{p}/webhook/minio.default" for p in ports], token, seconds, work)
+        after = _cpu(pids)
+        return answered / seconds, {part: (after[part] - before[part]) / answered * 1e6 for part in before}
     finally:
         for process in processes:
             if isinstance(process, Process):
@@ -126,15 +137,22 @@ def _with_port(config: Path, port: int, path: Path) -> Path:
 async def measure(stack: Stack, seconds: float, repeats: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="oscar-bench-gateway-"))
     runs: dict[str, list[float]] = {FLOOR: [], ONE: [], TWO: []}
+    cpu_us: dict[str, list[dict[str, float]]] = {FLOOR: [], ONE: [], TWO: []}
     for repeat in range(repeats):
         for scenario in runs:
-            runs[scenario].append(await _rate(stack, work / f"{repeat}-{len(runs[scenario])}-{scenario[:5]}",
-                                              scenario, seconds))
+            rate, cpu = await _rate(stack, work / f"{repeat}-{len(runs[scenario])}-{scenario[:5]}", scenario,
+                                    seconds)
+            runs[scenario].append(rate)
+            cpu_us[scenario].append(cpu)
         print(", ".join(f"{k}: {v[-1]:.0f} req/s" for k, v in runs.items()), flush=True)
+        print("  CPU per request: " + "; ".join(
+            f"{k}: " + ", ".join(f"{part} {us:.0f} µs" for part, us in v[-1].items()) for k, v in cpu_us.items()),
+            flush=True)
     await delete_topics_of(stack.settings.kafka.bootstrap_servers, ISSUED_PREFIXES)
     return {
         "seconds": seconds, "repeats": repeats, "runs": runs,
         "requests_per_second_median": {k: statistics.median(v) for k, v in runs.items()},
+        "cpu_us_per_request": cpu_us,
         "ratio_gateway_to_floor_per_run": [g / f for f, g in zip(runs[FLOOR], runs[ONE], strict=True)],
         "ratio_two_to_one_per_run": [t / g for g, t in zip(runs[ONE], runs[TWO], strict=True)],
     }
