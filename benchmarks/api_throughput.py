@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import statistics
 import tempfile
 import time
@@ -37,7 +38,7 @@ from oscar_stream.topics import TopicNames
 from tests.support.kafka_io import produce_records
 from tests.support.stack import ensure_stack
 
-AUTH = {"Authorization": aiohttp.BasicAuth("oscar", "bench-password").encode()}
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"oscar:bench-password").decode()}
 SERVICE = "bench-api"
 NOTIFICATION = orjson.dumps({"EventName": "s3:ObjectCreated:Put", "Records": [{
     "eventVersion": "2.0", "eventSource": "minio:s3", "eventTime": "2026-11-30T10:00:00.000Z",

@@ -45,7 +45,7 @@ from tests.support.faults import Worker, until
 from tests.support.kafka_io import read_all
 from tests.support.stack import ensure_stack, isolated_config, notifying_store, write_config
 
-AUTH = {"Authorization": aiohttp.BasicAuth("oscar", "bench-password").encode()}
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"oscar:bench-password").decode()}
 SCRIPT = 'tr a-z A-Z < "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH")"\n'
 PAYLOAD = b"a small input of a synchronous call"
 
