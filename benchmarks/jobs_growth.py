@@ -32,7 +32,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,26 +133,35 @@ def _finished(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, concurrency: int,
-                    finished: bool = False) -> float:
-    """Jobs/s of a raw create loop: ``concurrency`` creators, each building its next Job as it goes (tens of
-    thousands built ahead would be this process's memory, not the executor's)."""
-    batch = client.BatchV1Api(api)
-
+async def _rate(service: ServiceSpec, count: int, concurrency: int,
+                act: Callable[[Invocation], Awaitable[None]]) -> float:
+    """Jobs/s of ``act`` on ``count`` new invocations, ``concurrency`` at a time, each made as it is needed
+    (tens of thousands made ahead would be this process's memory, not the executor's)."""
     def invocations() -> Iterator[Invocation]:
         for start in range(0, count, 1000):
             yield from _invocations(service, min(1000, count - start))
 
     pending = invocations()
 
-    async def creator() -> None:
-        for invocation in pending:  # one shared iterator: each Job is created once
-            body = job_spec.build_job(invocation, service, NAMESPACE, "oscar-stream:bench", "unused", "bench")
-            await batch.create_namespaced_job(NAMESPACE, _finished(body) if finished else body)  # type: ignore[arg-type]
+    async def one_at_a_time() -> None:
+        for invocation in pending:  # one shared iterator: each invocation is taken once
+            await act(invocation)
 
     started = time.monotonic()
-    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    await asyncio.gather(*(one_at_a_time() for _ in range(concurrency)))
     return count / (time.monotonic() - started)
+
+
+async def _raw_rate(api: client.ApiClient, service: ServiceSpec, count: int, concurrency: int,
+                    finished: bool = False) -> float:
+    """Jobs/s of a raw kubernetes-asyncio create loop of the executor's Job spec."""
+    batch = client.BatchV1Api(api)
+
+    async def create(invocation: Invocation) -> None:
+        body = job_spec.build_job(invocation, service, NAMESPACE, "oscar-stream:bench", "unused", "bench")
+        await batch.create_namespaced_job(NAMESPACE, _finished(body) if finished else body)  # type: ignore[arg-type]
+
+    return await _rate(service, count, concurrency, create)
 
 
 async def measure(stack: Stack, sizes: list[int], concurrency: int, launch_per_step: int | None) -> dict[str, Any]:
@@ -179,11 +188,9 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int, launch_per_s
     steps: list[dict[str, Any]] = []
     try:
         created = launched = 0  # Jobs in the namespace (the baseline's aside), launched by the executor
-        gate = asyncio.Semaphore(concurrency)
 
         async def launch(invocation: Invocation) -> None:
-            async with gate:
-                await executor.launch(invocation, service, await limiter.acquire(service.name))
+            await executor.launch(invocation, service, await limiter.acquire(service.name))
 
         for size in sizes:
             step: dict[str, Any] = {}
@@ -194,9 +201,7 @@ async def measure(stack: Stack, sizes: list[int], concurrency: int, launch_per_s
                     created += filling
                     print(f"  filled to {created} Jobs with finished ones ({step['filled_per_s']:.0f}/s)", flush=True)
             adding = size - created
-            started = time.monotonic()
-            await asyncio.gather(*(launch(i) for i in _invocations(service, adding)))
-            rate = adding / (time.monotonic() - started)
+            rate = await _rate(service, adding, concurrency, launch)
             created = size
             launched += adding
             raw = await _raw_rate(api, baseline, BASELINE_JOBS, concurrency)  # its Jobs stay until the end too
