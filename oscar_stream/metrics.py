@@ -7,6 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from oscar_stream.request_tally import RequestTally
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -74,13 +76,10 @@ CONSUMER_LAG = Gauge(
     "oscar_stream_consumer_lag_records", "Records not yet consumed, per topic", ["topic", "group"],
     registry=REGISTRY,
 )
-GATEWAY_REQUESTS = Counter(
-    "oscar_stream_gateway_requests", "Webhook gateway requests by status code", ["source", "code"],
-    registry=REGISTRY,
-)
-GATEWAY_LATENCY = Histogram(
-    "oscar_stream_gateway_request_seconds", "Webhook gateway request latency (includes the Kafka ack)", ["source"],
-    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+GATEWAY_REQUESTS = RequestTally(
+    "oscar_stream_gateway_requests", "Webhook gateway requests by status code",
+    "oscar_stream_gateway_request_seconds", "Webhook gateway request latency (includes the Kafka ack)",
+    _LATENCY_BUCKETS, REGISTRY,
 )
 DCACHE_EVENTS_LOST = Counter(
     "oscar_stream_dcache_events_lost", "dCache EVENT_LOSS / queue-overflow notices", ["source"], registry=REGISTRY

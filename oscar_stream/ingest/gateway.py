@@ -15,6 +15,7 @@ import hmac
 import logging
 import signal
 import time
+from dataclasses import dataclass, field
 
 import orjson
 import uvloop
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 
 from oscar_stream import metrics
 from oscar_stream.api.server import OscarApi, is_api_path
-from oscar_stream.config import Settings
+from oscar_stream.config import Settings, SourceSettings
 from oscar_stream.core.errors import InvalidEvent, RecordTooLarge
 from oscar_stream.core.events import StorageEvent
 from oscar_stream.core.records import CLOUDEVENTS_HEADERS, H_RECEIVED_AT, H_SOURCE, H_TRANSPORT, OutRecord
@@ -71,14 +72,32 @@ def media_type_of(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _authorized(request: web.BaseRequest, token: SecretStr | None, query_allowed: bool) -> bool:
+def _secret(token: SecretStr | None) -> bytes | None:
+    return None if token is None else token.get_secret_value().encode()
+
+
+def _authorized(request: web.BaseRequest, token: bytes | None, query_allowed: bool) -> bool:
     """Constant-time check of the bearer token (or, where allowed, ``?token=``). Without a configured token
     nothing is accepted: never anonymous writes."""
     if token is None:
         return False
     header = request.headers.get("Authorization", "")
     offered = header[7:] if header.startswith("Bearer ") else request.query.get("token", "") if query_allowed else ""
-    return hmac.compare_digest(offered.encode(), token.get_secret_value().encode())
+    return hmac.compare_digest(offered.encode(errors="surrogateescape"), token)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inlet:
+    """What the webhook path needs of one source, worked out once rather than per request."""
+
+    topic: str
+    token: bytes | None = field(repr=False)
+    headers: tuple[tuple[str, bytes], ...]  # those that are the same on each of its records
+
+    @classmethod
+    def of(cls, source: SourceSettings, names: TopicNames) -> _Inlet:
+        return cls(names.raw(source.id), _secret(source.token),
+                   ((H_SOURCE, source.id.encode()), (H_TRANSPORT, b"webhook")))
 
 
 class Gateway:
@@ -86,9 +105,9 @@ class Gateway:
     application router and its request machinery cost ~20 µs per request, a fifth of the webhook path."""
 
     def __init__(self, settings: Settings, link: KafkaLink, api: OscarApi | None = None) -> None:
-        self._settings = settings
         self._names = TopicNames(settings.kafka.topic_prefix)
-        self._sources = {s.id: s for s in settings.sources if s.kind == "s3"}
+        self._inlets = {s.id: _Inlet.of(s, self._names) for s in settings.sources if s.kind == "s3"}
+        self._cluster_token = _secret(settings.gateway.cluster_token)
         self._limit = settings.gateway.max_body_bytes
         self.link = link
         self.api = api
@@ -122,32 +141,28 @@ class Gateway:
         source_id = request.path[len(_WEBHOOK):]
         started = time.monotonic()
         response = await self._accept(request, source_id)
-        label = source_id if source_id in self._sources else "unknown"
-        metrics.count(metrics.GATEWAY_REQUESTS, label, str(response.status))
-        metrics.child(metrics.GATEWAY_LATENCY, label).observe(time.monotonic() - started)
+        metrics.GATEWAY_REQUESTS.record(source_id if source_id in self._inlets else "unknown", response.status,
+                                        time.monotonic() - started)
         return response
 
     async def _accept(self, request: web.BaseRequest, source_id: str) -> web.Response:
-        source = self._sources.get(source_id)
-        if source is None:
+        inlet = self._inlets.get(source_id)
+        if inlet is None:
             return reply(404, f"no webhook source {source_id!r} is configured")
-        if not _authorized(request, source.token, query_allowed=True):
+        if not _authorized(request, inlet.token, query_allowed=True):
             return reply(401, "missing or wrong token", hint="send 'Authorization: Bearer <token>'")
         declared_type = request.headers.get("Content-Type")
-        if declared_type and (media_type := media_type_of(declared_type)) not in _JSON_TYPES:
+        if (declared_type and declared_type not in _JSON_TYPES
+                and (media_type := media_type_of(declared_type)) not in _JSON_TYPES):
             return reply(415, f"content type {media_type!r} is not accepted", hint="send application/json")
         body = await read_body(request, self._limit)
         if isinstance(body, web.Response):
             return body
         if not body:
             return reply(400, "empty body")
-        headers = (
-            (H_SOURCE, source_id.encode()),
-            (H_RECEIVED_AT, now_rfc3339().encode()),
-            (H_TRANSPORT, b"webhook"),
-            ("content-type", (declared_type or "application/json").encode()),
-        )
-        record = OutRecord(self._names.raw(source_id), partition_key(body), body, headers)
+        headers = (*inlet.headers, (H_RECEIVED_AT, now_rfc3339().encode()),
+                   ("content-type", (declared_type or "application/json").encode()))
+        record = OutRecord(inlet.topic, partition_key(body), body, headers)
         try:
             [(partition, offset)] = await self.link.write([record])
         except RecordTooLarge as err:
@@ -160,7 +175,7 @@ class Gateway:
 
     async def _peer_event(self, request: web.BaseRequest) -> web.StreamResponse:
         """A canonical event forwarded by another cluster's oscar-stream, for a service of this cluster."""
-        if not _authorized(request, self._settings.gateway.cluster_token, query_allowed=False):
+        if not _authorized(request, self._cluster_token, query_allowed=False):
             return reply(401, "missing or wrong cluster token")
         body = await read_body(request, self._limit)
         if isinstance(body, web.Response):
