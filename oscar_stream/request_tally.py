@@ -47,9 +47,9 @@ class RequestTally:
 
     def collect(self) -> Iterator[Metric]:
         requests, latency = self._families()
-        for (source, status), count in self._counts.items():
+        for (source, status), count in list(self._counts.items()):  # a copy: safe from a scrape on another thread
             requests.add_metric((source, str(status)), count)
-        for source, counts in self._buckets.items():
+        for source, counts in list(self._buckets.items()):
             cumulative = zip(self._les, itertools.accumulate(counts), strict=True)
             latency.add_metric((source,), list(cumulative), self._sums[source])
         yield requests
