@@ -81,6 +81,10 @@ class CoalescingWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # One turn of the loop more before taking the queue: the requests that arrived with the one that
+            # woke us queue their records too, and share its batches (the gateway's CPU per request under wrk:
+            # 74 -> 70 µs, medians of four rounds; more turns gained nothing more).
+            await asyncio.sleep(0)
             self._wake.clear()
             taken, self._queue = self._queue, []
             try:
